@@ -1,0 +1,93 @@
+"""Env creation (gymnasium ids and ``module:Class`` entry points), space checks, seeding."""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import SyncVectorEnv, VectorEnv
+from gymnasium.wrappers import TimeLimit
+
+
+def _entry_class(env_id: str) -> Callable[..., gym.Env]:
+    module_name, _, cls_name = env_id.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"env.id: cannot import module {module_name!r} ({exc})") from None
+    cls = getattr(module, cls_name, None)
+    if cls is None or not callable(cls):
+        raise ValueError(f"env.id: module {module_name!r} has no class {cls_name!r}")
+    return cls  # type: ignore[no-any-return]
+
+
+def check_env_id(env_id: str) -> str:
+    """Raise ValueError unless ``env_id`` is a registered id or an importable entry point."""
+    if ":" in env_id:
+        _entry_class(env_id)
+        return env_id
+    try:
+        gym.spec(env_id)
+    except Exception as exc:  # gymnasium raises several error types here
+        raise ValueError(f"env.id: unknown gymnasium id {env_id!r} ({exc})") from None
+    return env_id
+
+
+def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
+             max_episode_steps: int | None = None) -> gym.Env:
+    """Create one env from a gymnasium id or a ``package.module:ClassName`` entry point."""
+    kwargs = dict(kwargs or {})
+    try:
+        if ":" in env_id:
+            env = _entry_class(env_id)(**kwargs)
+            if max_episode_steps is not None:
+                env = TimeLimit(env, max_episode_steps)
+        else:
+            env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"env.kwargs: {exc}") from None
+    check_spaces(env.observation_space, env.action_space)
+    return env
+
+
+def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
+                 max_episode_steps: int | None = None) -> VectorEnv:
+    """A vector env: gymnasium's native vector implementation where the id has one."""
+    kwargs = dict(kwargs or {})
+    if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
+        if max_episode_steps is not None:
+            kwargs["max_episode_steps"] = max_episode_steps
+        vec = gym.make_vec(env_id, num_envs=num_envs,
+                           vectorization_mode="vector_entry_point", **kwargs)
+    else:
+        fns = [lambda: make_env(env_id, kwargs, max_episode_steps=max_episode_steps)] * num_envs
+        vec = SyncVectorEnv(fns)
+    check_spaces(vec.single_observation_space, vec.single_action_space)
+    return vec
+
+
+def check_spaces(obs: gym.Space, act: gym.Space) -> None:
+    """Raise ValueError naming the space unless obs is a flat Box and act Discrete/flat Box."""
+    if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
+        raise ValueError(f"env.id: observation space {obs} is not supported; need a flat Box")
+    flat_box = isinstance(act, gym.spaces.Box) and len(act.shape) == 1
+    if not (isinstance(act, gym.spaces.Discrete) or flat_box):
+        raise ValueError(f"env.id: action space {act} is not supported; need Discrete or flat Box")
+
+
+def obs_dim(space: gym.Space) -> int:
+    """Size of a flat Box observation."""
+    return int(np.prod(space.shape))
+
+
+def act_dim(space: gym.Space) -> int:
+    """Outputs a policy needs: one per discrete action, or one mean per Box dimension."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    return int(np.prod(space.shape))
+
+
+def episode_seeds(seed: int, n: int, stream: int = 0) -> list[int]:
+    """``n`` reset seeds for evaluation stream ``stream`` (0: final, 1: snapshot selection)."""
+    return [int(s) for s in np.random.SeedSequence([seed, stream]).generate_state(n)]

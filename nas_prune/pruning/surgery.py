@@ -1,0 +1,33 @@
+"""Physically shrink an MLP: drop the neurons its structured masks removed."""
+from __future__ import annotations
+
+import torch
+
+from nas_prune.networks import MLP
+
+
+@torch.no_grad()
+def shrink(net: MLP) -> MLP:
+    """Return a smaller MLP without the removed hidden neurons.
+
+    Rows of one Linear, columns of the next and the biases of removed neurons are cut;
+    unstructured masks are carried over, sliced. The output equals the masked network's.
+    """
+    keep = [
+        torch.ones(n, dtype=torch.bool) if m is None else m.clone()
+        for n, m in zip(net.hidden, net.neuron_masks)
+    ]
+    idx = [torch.arange(net.sizes[0])] + [k.nonzero().flatten() for k in keep]
+    idx.append(torch.arange(net.sizes[-1]))
+    sizes = [len(i) for i in idx]
+    small = MLP(sizes, net.activation)
+    for li, (old, new) in enumerate(zip(net.layers, small.layers)):
+        rows, cols = idx[li + 1], idx[li]
+        new.weight.copy_(old.weight[rows][:, cols])
+        new.bias.copy_(old.bias[rows])
+        mask = net.weight_masks[li]
+        if mask is not None:
+            small.weight_masks[li] = mask[rows][:, cols].clone()
+    small._effective = None
+    small.apply_masks()
+    return small

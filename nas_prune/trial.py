@@ -1,0 +1,131 @@
+"""run_trial(TrialConfig) -> TrialResult: train (or load) dense -> prune per schedule with
+fine-tuning -> evaluate. Imports neither Optuna nor Ray."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas_prune.agents.base import Agent, Progress
+from nas_prune.checkpoint import save_policy
+from nas_prune.config import TrialConfig, dump_yaml, layer_sparsity
+from nas_prune.dense import build_agent, env_spec, obtain_dense
+from nas_prune.envs import make_vec_env
+from nas_prune.evaluation import evaluate
+from nas_prune.finetune import selection_eval
+from nas_prune.networks import MLP, weights_hash
+from nas_prune.policy import Head, act
+from nas_prune.pruning import PruneContext, methods
+from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
+from nas_prune.pruning.schedule import ScheduleRun, run_schedule
+from nas_prune.pruning.surgery import shrink
+
+STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial: its config, every metric, and the deployable policy."""
+
+    config: TrialConfig
+    metrics: dict[str, Any]
+    policy: MLP
+    head: Head
+
+
+def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | None = None,
+              progress: Progress | None = None) -> TrialResult:
+    """Run one trial.
+
+    Args:
+        cfg: the trial; its seed determines the result.
+        cache_dir: where dense agents are cached (None: always train).
+        out: if given, write metrics.json, the policy (safetensors + JSON) and config.yaml.
+        progress: called with the fine-tuning agent's env-step count along the way.
+
+    Returns:
+        The TrialResult; ``metrics`` holds the figures the report reads.
+    """
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    dense = obtain_dense(cfg, cache_dir)
+    agent = build_agent(cfg, cfg.seed + 1)
+    agent.load_state_tensors(dense.tensors)
+    teacher = copy.deepcopy(agent.policy)
+    dense_size = count_dense(teacher.sizes)
+    eval_seed = cfg.eval.seed if cfg.eval.seed is not None else cfg.seed
+    dense_eval = evaluate(teacher, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
+                          seed=eval_seed)
+    method_cls = methods.get(cfg.pruning.method)
+    method = method_cls(method_cls.Params(**cfg.pruning.method_params))
+    plan = layer_sparsity(cfg)
+    run = ScheduleRun(
+        method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
+                         states=_visited_states(teacher, agent, cfg.seed)),
+        snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=progress,
+        dense_selection_return=_dense_selection(cfg, teacher, agent))
+    run_schedule(agent, run)
+    achieved = achieved_sparsity(agent.policy, method.structured)
+    policy = shrink(agent.policy) if method.structured else agent.policy
+    final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
+                     seed=eval_seed)
+    c = count(policy)
+    metrics: dict[str, Any] = {
+        "env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
+        "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
+        "hidden": list(cfg.agent.hidden or []), "hidden_pruned": policy.hidden,
+        "layer_sparsity_plan": plan, "layer_sparsity": achieved,
+        "params_dense": dense_size, "params": c.params, "params_nonzero": c.params_nonzero,
+        "sparsity": 1.0 - c.params_nonzero / dense_size, "macs": c.macs,
+        "macs_nonzero": c.macs_nonzero,
+        "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
+        - count(agent.policy).params,
+        "return_mean": final.mean, "return_std": final.std, "return_iqm": final.iqm,
+        "returns": final.returns, "episodes": cfg.eval.episodes, "q_mean": final.q_mean,
+        "dense_return_mean": dense_eval.mean, "dense_return_std": dense_eval.std,
+        "dense_return_iqm": dense_eval.iqm, "dense_cached": dense.cached,
+        "dense_env_steps": dense.env_steps, "finetune_env_steps": agent.env_steps,
+        "env_steps": dense.env_steps + agent.env_steps, "eval_env_steps": final.env_steps,
+        "iterative_log": run.log, "weights_hash": weights_hash(policy),
+        "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s,
+        "wall_s": time.perf_counter() - start,
+    }
+    result = TrialResult(cfg, metrics, policy, agent.head)
+    if out is not None:
+        write_trial(out, result)
+    return result
+
+
+def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
+    if cfg.pruning.schedule != "iterative":
+        return 0.0
+    return selection_eval(teacher, agent, cfg.agent.snapshot.episodes, cfg.seed + 2).mean
+
+
+def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
+    env = agent.spec.env
+    vec = make_vec_env(env.id, STATE_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
+    obs, _ = vec.reset(seed=seed)
+    states = []
+    for _ in range(STATE_STEPS):
+        states.append(obs)
+        action, _ = act(net, agent.head, obs)
+        obs, *_ = vec.step(action)
+    vec.close()
+    return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
+
+
+def write_trial(out: Path, result: TrialResult) -> None:
+    """Write metrics.json, policy.safetensors + policy.json and the resolved config.yaml."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = save_policy(out, result.policy, result.head)
+    result.metrics["policy_sha256"] = digest
+    (out / "config.yaml").write_text(dump_yaml(result.config))
+    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
