@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -11,6 +11,8 @@ from nas_prune.envs import episode_seeds, make_vec_env
 from nas_prune.networks import MLP
 from nas_prune.pareto import iqm
 from nas_prune.policy import Head, act
+
+ActFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,13 @@ def evaluate(net: MLP, head: Head, env: EnvSpec, *, episodes: int, seed: int,
         seed: evaluation seed; the same (seed, episodes, stream) gives the same returns.
         stream: 0 for final evaluations, 1 for snapshot selection (disjoint seeds).
     """
+    return evaluate_fn(lambda obs: act(net, head, obs), env, episodes=episodes, seed=seed,
+                       stream=stream, max_envs=max_envs)
+
+
+def evaluate_fn(policy: ActFn, env: EnvSpec, *, episodes: int, seed: int, stream: int = 0,
+                max_envs: int = 100) -> EvalResult:
+    """``evaluate`` for any batched policy: obs batch -> (actions, max-Q per state or None)."""
     batches = math.ceil(episodes / max_envs)
     returns: list[float] = []
     qs: list[np.ndarray] = []
@@ -57,7 +66,7 @@ def evaluate(net: MLP, head: Head, env: EnvSpec, *, episodes: int, seed: int,
         n = min(max_envs, episodes - b * max_envs)
         vec = make_vec_env(env.id, n, env.kwargs, max_episode_steps=env.max_episode_steps)
         try:
-            rets, batch_q, batch_steps = _run_batch(vec, net, head, batch_seed % 2**31, n)
+            rets, batch_q, batch_steps = _run_batch(vec, policy, batch_seed % 2**31, n)
         finally:
             vec.close()
         returns.extend(rets)
@@ -67,15 +76,14 @@ def evaluate(net: MLP, head: Head, env: EnvSpec, *, episodes: int, seed: int,
     return EvalResult.from_returns(returns, q_mean, steps)
 
 
-def _run_batch(vec: Any, net: MLP, head: Head, seed: int,
-               n: int) -> tuple[list[float], list[np.ndarray], int]:
+def _run_batch(vec: Any, policy: ActFn, seed: int, n: int) -> tuple[list[float], list[np.ndarray], int]:
     obs, _ = vec.reset(seed=seed)
     ret = np.zeros(n)
     done = np.zeros(n, dtype=bool)
     qs: list[np.ndarray] = []
     steps = 0
     while not done.all():
-        action, q = act(net, head, obs)
+        action, q = policy(obs)
         if q is not None:
             qs.append(q[~done])
         obs, reward, term, trunc, _ = vec.step(action)

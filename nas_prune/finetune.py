@@ -69,7 +69,7 @@ def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     vec.action_space.seed(seed)
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, foreach=True)
+    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, fused=True)
     states: list[np.ndarray] = []
     obs, _ = vec.reset(seed=seed)
     done_steps = 0

@@ -49,9 +49,10 @@ class MLP(nn.Module):
         return self.sizes[1:-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer, act in zip(self.layers[:-1], self.acts):
+        layers = list(self.layers)  # indexing a ModuleList builds a new one: slow per call
+        for layer, act in zip(layers, self.acts):
             x = act(layer(x))
-        return self.layers[-1](x)
+        return layers[-1](x)
 
     # --- masks -------------------------------------------------------------------------
     def set_weight_mask(self, index: int, mask: torch.Tensor) -> None:

@@ -98,7 +98,7 @@ class DQNAgent(Agent):
     def set_policy(self, net: MLP) -> None:
         self.q = net
         self.target = copy.deepcopy(net)
-        self.opt = torch.optim.Adam(net.parameters(), lr=self.hp.lr, foreach=True)
+        self.opt = torch.optim.Adam(net.parameters(), lr=self.hp.lr, fused=True)
 
     def _epsilon(self) -> float:
         hp = self.hp
@@ -137,13 +137,15 @@ class DQNAgent(Agent):
             obs, action, reward, next_obs, terminal = self.buffer.sample(idx)
             with torch.no_grad():
                 next_q = self.target(next_obs)
-                if hp.double:
-                    best = self.q(next_obs).argmax(dim=1, keepdim=True)
-                    next_v = next_q.gather(1, best).squeeze(1)
-                else:
-                    next_v = next_q.max(dim=1).values
-                target = reward + hp.gamma * (1.0 - terminal) * next_v
-            q = self.q(obs).gather(1, action[:, None]).squeeze(1)
+            if hp.double:
+                # one forward for Q(s) and Q(s') (argmax of the online net, double DQN)
+                both = self.q(torch.cat([obs, next_obs]))
+                q_all, online_next = both[: len(obs)], both[len(obs):].detach()
+                next_v = next_q.gather(1, online_next.argmax(dim=1, keepdim=True)).squeeze(1)
+            else:
+                q_all, next_v = self.q(obs), next_q.max(dim=1).values
+            target = reward + hp.gamma * (1.0 - terminal) * next_v
+            q = q_all.gather(1, action[:, None]).squeeze(1)
             loss = F.smooth_l1_loss(q, target)
             extra = penalty(self.q) if penalty is not None else None
             if extra is not None:

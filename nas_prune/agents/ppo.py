@@ -74,7 +74,7 @@ class PPOAgent(Agent):
         params = [*net.parameters(), *self.critic.parameters()]
         if self.continuous:
             params.append(self.log_std)
-        self.opt = torch.optim.Adam(params, lr=self.hp.lr, eps=1e-5, foreach=True)
+        self.opt = torch.optim.Adam(params, lr=self.hp.lr, eps=1e-5, fused=True)
 
     def _dist(self, out: torch.Tensor) -> Distribution:
         if self.continuous:

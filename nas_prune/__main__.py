@@ -1,0 +1,4 @@
+"""python -m nas_prune."""
+from nas_prune.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""Typer commands: parse, load config, call one function, print."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Optional, TypeVar
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Search small, fast deep-RL policies: prune, fine-tune, Pareto-report.")
+
+T = TypeVar("T")
+
+
+def fail(message: str) -> NoReturn:
+    """Print a one-line error and exit with code 2 (bad input)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn``; user errors (ValueError and subclasses) become a one-line exit-2 error."""
+    try:
+        return fn()
+    except ValueError as exc:
+        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+
+def _csv(text: str, cast: Callable[[str], T], field: str) -> list[T]:
+    try:
+        return [cast(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"{field}: expected a comma-separated list of numbers, got {text!r}")
+
+
+def _trial_overrides(**flags: Any) -> dict[str, Any]:
+    """Map the trial command's flags onto nested config keys (None: not given)."""
+    paths = {"env": ("env", "id"), "agent": ("agent", "name"), "hidden": ("agent", "hidden"),
+             "train_steps": ("agent", "train_steps"), "method": ("pruning", "method"),
+             "schedule": ("pruning", "schedule"), "sparsity": ("pruning", "sparsity"),
+             "finetune_steps": ("pruning", "finetune", "steps"),
+             "finetune_mode": ("pruning", "finetune", "mode"),
+             "episodes": ("eval", "episodes"), "seed": ("seed",)}
+    out: dict[str, Any] = {}
+    for name, value in flags.items():
+        if value is None:
+            continue
+        node = out
+        *parents, leaf = paths[name]
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        merged[k] = _merge(merged[k], v) if isinstance(v, dict) and isinstance(
+            merged.get(k), dict) else v
+    return merged
+
+
+@app.command()
+def trial(
+    config: Optional[Path] = typer.Argument(None, help="Trial config YAML (optional)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    env: Optional[str] = typer.Option(None, "--env", help="Gymnasium id or module:Class."),
+    agent: Optional[str] = typer.Option(None, "--agent", help="dqn or ppo."),
+    method: Optional[str] = typer.Option(None, "--method", help="Pruning method."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="oneshot|gradual|iterative"),
+    sparsity: Optional[str] = typer.Option(None, "--sparsity", help="0.8 or 0.5,0.9,0"),
+    hidden: Optional[str] = typer.Option(None, "--hidden", help="Dense widths, e.g. 64,64."),
+    train_steps: Optional[int] = typer.Option(None, "--train-steps"),
+    finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps"),
+    finetune_mode: Optional[str] = typer.Option(None, "--finetune-mode", help="rl or distill"),
+    episodes: Optional[int] = typer.Option(None, "--episodes"),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Dense-agent cache folder."),
+    seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
+) -> None:
+    """Train (or load) a dense agent, prune it, fine-tune it, evaluate it."""
+    from nas_prune import commands
+
+    spars: float | list[float] | None = None
+    if sparsity is not None:
+        values = _csv(sparsity, float, "pruning.sparsity")
+        spars = values[0] if len(values) == 1 else values
+    over = _trial_overrides(
+        env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
+        hidden=_csv(hidden, int, "agent.hidden") if hidden else None, train_steps=train_steps,
+        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
+    guarded(lambda: commands.trial(config, over, out=out, cache=cache, seeds=seeds,
+                                   merge=_merge))
+
+
+@app.command()
+def evaluate(
+    directory: Path = typer.Argument(..., help="A trial's output folder."),
+    episodes: Optional[int] = typer.Option(None, "--episodes"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+) -> None:
+    """Reload a saved pruned policy and evaluate it (same seed: same returns)."""
+    from nas_prune import commands
+
+    result = guarded(lambda: commands.evaluate_dir(directory, episodes=episodes, seed=seed))
+    typer.echo(json.dumps(result))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
