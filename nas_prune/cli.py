@@ -109,6 +109,72 @@ def evaluate(
     typer.echo(json.dumps(result))
 
 
+@app.command()
+def sweep(
+    sweep_file: Path = typer.Argument(..., help="Sweep YAML (sweeps/*.yaml)."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Total trials in the study."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Optuna storage URL or path."),
+    study: Optional[str] = typer.Option(None, "--study", help="Study name."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip baseline and report."),
+) -> None:
+    """Run (or resume) a sweep, then the baseline and the Pareto report."""
+    from nas_prune import sweep_run
+
+    code = guarded(lambda: sweep_run.sweep(sweep_file, trials=trials, storage=storage,
+                                           study=study, workers=workers, out=out,
+                                           report=not no_report))
+    raise typer.Exit(code)
+
+
+@app.command()
+def baseline(
+    sweep_file: Path = typer.Argument(..., help="Sweep YAML."),
+    storage: Optional[str] = typer.Option(None, "--storage"),
+    study: Optional[str] = typer.Option(None, "--study"),
+    out: Optional[Path] = typer.Option(None, "--out"),
+) -> None:
+    """Run the uniform global-magnitude baseline of a sweep (resumable)."""
+    from nas_prune import sweep_run
+
+    guarded(lambda: sweep_run.baseline(sweep_file, storage=storage, study=study, out=out))
+
+
+@app.command()
+def report(
+    sweep_file: Optional[Path] = typer.Argument(None, help="Sweep YAML (or --storage/--study)."),
+    storage: Optional[str] = typer.Option(None, "--storage"),
+    study: Optional[str] = typer.Option(None, "--study"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder."),
+    no_reeval: bool = typer.Option(False, "--no-reeval", help="Skip front re-evaluation."),
+) -> None:
+    """Write trials.csv, pareto.csv, report.html, pareto.png and print the front."""
+    from nas_prune import sweep_run
+
+    guarded(lambda: sweep_run.report(sweep_file, storage=storage, study=study, out=out,
+                                     reeval=not no_reeval))
+
+
+@app.command()
+def best(
+    sweep_file: Optional[Path] = typer.Argument(None, help="Sweep YAML (or --storage/--study)."),
+    storage: Optional[str] = typer.Option(None, "--storage"),
+    study: Optional[str] = typer.Option(None, "--study"),
+    max_params: Optional[int] = typer.Option(None, "--max-params"),
+    min_return: Optional[float] = typer.Option(None, "--min-return"),
+    knee: bool = typer.Option(False, "--knee"),
+    out: Path = typer.Option(Path("best.yaml"), "--out"),
+) -> None:
+    """Write the chosen front point's standalone trial config (re-run with nas-prune trial)."""
+    from nas_prune import sweep_run
+
+    result = guarded(lambda: sweep_run.best(sweep_file, storage=storage, study=study,
+                                            max_params=max_params, min_return=min_return,
+                                            knee=knee, out=out))
+    typer.echo(json.dumps(result))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

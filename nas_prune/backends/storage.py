@@ -1,0 +1,68 @@
+"""Optuna storages and studies: the one record every backend, report and ``best`` reads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+DIRECTIONS = ["maximize", "minimize"]  # return_mean up, params_nonzero down
+RDB_SCHEMES = ("sqlite://", "postgresql", "mysql")
+
+
+def open_storage(url: str) -> BaseStorage:
+    """An Optuna storage from a URL (sqlite://, postgresql://, mysql://) or a journal path.
+
+    Raises:
+        ValueError: naming ``--storage`` when the storage cannot be opened or reached.
+    """
+    try:
+        if url.startswith(RDB_SCHEMES):
+            return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        path = Path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:  # sqlalchemy and drivers raise many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--storage: cannot open {url!r} ({first})") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, object]:
+    if url.startswith("postgresql"):
+        return {"connect_args": {"connect_timeout": 5}}
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60}}
+    return {}
+
+
+def load_study(storage: str, name: str) -> optuna.Study:
+    """An existing study; a missing one is a one-line error listing those that exist."""
+    st = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=name, storage=st)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(st)]
+        raise ValueError(f"--study: no study {name!r} in {storage}; "
+                         f"studies there: {', '.join(names) or 'none'}") from None
+
+
+def create_study(storage: str, name: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the study, or load it to resume (same name, same storage)."""
+    return optuna.create_study(study_name=name, storage=open_storage(storage), sampler=sampler,
+                               directions=DIRECTIONS, load_if_exists=True)
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Trials per state name."""
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def n_finished(study: optuna.Study) -> int:
+    """Trials that count toward the sweep's total: COMPLETE and early-stopped (PRUNED)."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))

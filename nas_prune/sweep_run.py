@@ -1,0 +1,100 @@
+"""Sweep verbs end to end: sweep -> baseline -> report; best. Called by the CLI."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nas_prune.sweep import Sweep, load_sweep
+
+
+def _resolve(sweep_file: Path | None, storage: str | None,
+             study: str | None, out: Path | None = None) -> tuple[str, str, Sweep | None]:
+    if sweep_file is not None:
+        sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+        return sw.storage, sw.study, sw
+    if storage is None or study is None:
+        raise ValueError("report: give a sweep file, or both --storage and --study")
+    return storage, study, None
+
+
+def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
+          workers: int | None, out: Path | None, report: bool = True) -> int:
+    """Run or resume the sweep; then baseline and report. Returns the exit code."""
+    from nas_prune.backends.optuna_backend import open_sweep_study, run_sweep
+    from nas_prune.sweep_commands import ProgressLine, prepare, record_info
+
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    if trials is not None and trials < 1:
+        raise ValueError(f"--trials: must be >= 1, got {trials}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {workers}")
+    prepare(sw)
+    total = trials or sw.config.trials
+    st = open_sweep_study(sw, total)
+    record_info(st, sw)
+    info = st.user_attrs["sweep"]
+    print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
+    try:
+        res = run_sweep(sw, trials=total, workers=workers,
+                        callbacks=[ProgressLine(total, info["ref_params"], _log)])
+    except KeyboardInterrupt:
+        print("interrupted: the running trial is recorded as FAIL; re-run the same command "
+              "to resume", flush=True)
+        return 130
+    if res["recovered"]:
+        print(f"recovered stale trials {res['recovered']} (marked FAIL, queued for retry)")
+    if report:
+        if sw.config.baseline.enabled:
+            baseline_for(sw)
+        _report(sw.storage, sw.study, sw.out / "report", reeval=True)
+    return 0
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def baseline_for(sw: Sweep) -> None:
+    """Run the sweep's baseline (skipping sparsities already recorded)."""
+    from nas_prune.baseline import run_baseline
+
+    run_baseline(sw, log=_log)
+
+
+def baseline(sweep_file: Path, *, storage: str | None, study: str | None,
+             out: Path | None) -> None:
+    """The ``baseline`` verb."""
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    baseline_for(sw)
+
+
+def report(sweep_file: Path | None, *, storage: str | None, study: str | None,
+           out: Path | None, reeval: bool) -> None:
+    """The ``report`` verb."""
+    st, name, sw = _resolve(sweep_file, storage, study)
+    default = sw.out / "report" if sw is not None else Path("runs") / name / "report"
+    _report(st, name, out or default, reeval=reeval)
+
+
+def _report(storage: str, name: str, out: Path, *, reeval: bool) -> None:
+    from nas_prune.report import render, terminal_table
+    from nas_prune.summary import summarize
+
+    summary = summarize(storage, name, reeval=reeval)
+    files = render(summary.data, out)
+    print(terminal_table(summary.data))
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+
+
+def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
+         max_params: int | None, min_return: float | None, knee: bool,
+         out: Path) -> dict[str, Any]:
+    """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
+    from nas_prune.summary import summarize
+    from nas_prune.sweep_commands import write_best
+
+    st, name, _ = _resolve(sweep_file, storage, study)
+    summary = summarize(st, name)
+    return write_best(summary.data.front, summary.ret_col, max_params=max_params,
+                      min_return=min_return, knee=knee, out=out)
