@@ -1,8 +1,23 @@
-"""nas_prune: search small, fast deep-RL policies by pruning (Pareto: parameters vs return)."""
+"""nas_prune: search small, fast deep-RL policies by pruning (Pareto: parameters vs return).
+
+Public API: ``TrialConfig``, ``run_trial`` and ``TrialResult`` (imported lazily, so that
+``import nas_prune`` does not load torch until they are used).
+"""
 from __future__ import annotations
 
-from nas_prune.config import TrialConfig
-from nas_prune.trial import TrialResult, run_trial
+from typing import Any
 
 __all__ = ["TrialConfig", "TrialResult", "run_trial"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "TrialConfig":
+        from nas_prune.config import TrialConfig
+
+        return TrialConfig
+    if name in ("TrialResult", "run_trial"):
+        from nas_prune import trial
+
+        return getattr(trial, name)
+    raise AttributeError(f"module 'nas_prune' has no attribute {name!r}")

@@ -46,7 +46,8 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint: {path} is not a valid safetensors file ({exc})") from None
+        raise CheckpointError(
+            f"checkpoint: {path} is not a valid safetensors file ({exc})") from None
 
 
 def save_policy(directory: Path, net: MLP, head: Head) -> str:

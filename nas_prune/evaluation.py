@@ -76,7 +76,8 @@ def evaluate_fn(policy: ActFn, env: EnvSpec, *, episodes: int, seed: int, stream
     return EvalResult.from_returns(returns, q_mean, steps)
 
 
-def _run_batch(vec: Any, policy: ActFn, seed: int, n: int) -> tuple[list[float], list[np.ndarray], int]:
+def _run_batch(vec: Any, policy: ActFn, seed: int,
+               n: int) -> tuple[list[float], list[np.ndarray], int]:
     obs, _ = vec.reset(seed=seed)
     ret = np.zeros(n)
     done = np.zeros(n, dtype=bool)

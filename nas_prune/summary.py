@@ -10,8 +10,17 @@ import pandas as pd
 
 from nas_prune.backends.storage import load_study
 from nas_prune.report import ReportData
-from nas_prune.results import (BASELINE_SUFFIX, SWEEP_ATTR, complete, dense_points, front_of,
-                               hypervolumes, reevaluate, trials_frame, with_reeval)
+from nas_prune.results import (
+    BASELINE_SUFFIX,
+    SWEEP_ATTR,
+    complete,
+    dense_points,
+    front_of,
+    hypervolumes,
+    reevaluate,
+    trials_frame,
+    with_reeval,
+)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,15 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nas_prune.config import (AgentConfig, ConfigError, EnvConfig, EvalConfig, Strict,
-                              load_yaml, parse)
+from nas_prune.config import (
+    AgentConfig,
+    ConfigError,
+    EnvConfig,
+    EvalConfig,
+    Strict,
+    load_yaml,
+    parse,
+)
 from nas_prune.pruning.counting import count_dense
 from nas_prune.space import SearchSpace, check_method_params, hidden_choices
 

@@ -10,7 +10,14 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas_prune.agents.base import (
-    Agent, AgentSpec, Penalty, Progress, agents, check_finite, prefixed, unprefixed,
+    Agent,
+    AgentSpec,
+    Penalty,
+    Progress,
+    agents,
+    check_finite,
+    prefixed,
+    unprefixed,
 )
 from nas_prune.envs import act_dim, make_env, obs_dim
 from nas_prune.networks import MLP

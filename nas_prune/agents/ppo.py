@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.distributions import Categorical, Distribution, Normal
 
 from nas_prune.agents.base import (
-    Agent, AgentSpec, Penalty, Progress, agents, check_finite, prefixed, unprefixed,
+    Agent,
+    AgentSpec,
+    Penalty,
+    Progress,
+    agents,
+    check_finite,
+    prefixed,
+    unprefixed,
 )
 from nas_prune.envs import act_dim, make_vec_env, obs_dim
 from nas_prune.networks import MLP

@@ -2,7 +2,7 @@
 on CartPole-v1, same env steps, same evaluation (100 greedy episodes), side by side.
 
     python -m tests.benchmarks.bench_dense --seeds 5            # ours only
-    python -m tests.benchmarks.bench_dense --seeds 5 --sb3      # ours and SB3 (pip install .[bench])
+    python -m tests.benchmarks.bench_dense --seeds 5 --sb3   # and SB3: pip install -e .[bench]
 
 Solved: mean return >= 475 over 100 evaluation episodes.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from nas_prune.config import TrialConfig
-from nas_prune.dense import env_spec, train_dense, build_agent
+from nas_prune.dense import build_agent, env_spec, train_dense
 from nas_prune.evaluation import evaluate, evaluate_fn
 
 STEPS = {"dqn": 50_000, "ppo": 100_000}

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny-budget configs so every test runs in seconds on one core."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+torch.set_num_threads(1)
+
+TINY_PPO: dict[str, Any] = {
+    "agent": {"name": "ppo", "hidden": [16, 16], "train_steps": 1024},
+    "pruning": {"method": "importance", "sparsity": 0.5, "finetune": {"steps": 512}},
+    "eval": {"episodes": 5},
+}
+TINY_DQN: dict[str, Any] = {
+    "agent": {"name": "dqn", "hidden": [16, 16], "train_steps": 800,
+              "hyper": {"learning_starts": 200, "train_freq": 64, "gradient_steps": 8}},
+    "pruning": {"method": "magnitude", "sparsity": 0.5, "finetune": {"steps": 300}},
+    "eval": {"episodes": 5},
+}
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as YAML and return the path."""
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def tiny_sweep(tmp_path: Path) -> Path:
+    """A 4-trial PPO sweep file with tiny budgets, its space beside it."""
+    write_yaml(tmp_path / "space.yaml", {
+        "method": {"choices": ["importance", "magnitude"]},
+        "hidden": {"choices": ["16,16", "8"]},
+        "sparsity": {"low": 0.0, "high": 0.9},
+        "finetune_mode": {"choices": ["rl", "distill"]},
+        "finetune_steps": 256,
+    })
+    return write_yaml(tmp_path / "sweep.yaml", {
+        "name": "tiny", "agent": {"name": "ppo", "train_steps": 1024},
+        "eval": {"episodes": 4}, "space": "space.yaml", "trials": 4,
+        "out": str(tmp_path / "out"), "reeval": {"seeds": 2, "episodes": 3},
+        "baseline": {"sparsities": [0.5, 0.9]},
+    })

@@ -1,0 +1,129 @@
+"""End-to-end sweeps with tiny budgets: report files agree with storage, best -> trial
+reproduces, resume adds only the missing trials, stale trials are recovered."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from nas_prune import pareto
+from nas_prune.backends.optuna_backend import open_sweep_study
+from nas_prune.backends.storage import load_study
+from nas_prune.cli import app
+from nas_prune.sweep import load_sweep
+
+runner = CliRunner()
+
+
+def _states(sweep_file: Path) -> dict[str, int]:
+    sw = load_sweep(sweep_file)
+    study = load_study(sw.storage, sw.study)
+    out: dict[str, int] = {}
+    for t in study.get_trials():
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real 4-trial sweep with baseline and report, shared by the tests below."""
+    from tests.conftest import write_yaml
+
+    tmp = tmp_path_factory.mktemp("sweep")
+    write_yaml(tmp / "space.yaml", {
+        "method": {"choices": ["importance", "magnitude"]},
+        "hidden": {"choices": ["16,16", "8"]}, "sparsity": {"low": 0.0, "high": 0.9},
+        "finetune_mode": {"choices": ["rl", "distill"]}, "finetune_steps": 256})
+    sweep = write_yaml(tmp / "sweep.yaml", {
+        "name": "tiny", "agent": {"name": "ppo", "train_steps": 1024},
+        "eval": {"episodes": 4}, "space": "space.yaml", "trials": 4, "out": str(tmp / "out"),
+        "reeval": {"seeds": 2, "episodes": 3}, "baseline": {"sparsities": [0.5, 0.9]}})
+    res = runner.invoke(app, ["sweep", str(sweep)])
+    assert res.exit_code == 0, res.output
+    return sweep
+
+
+def test_report_files_agree_with_storage(finished: Path) -> None:
+    sw = load_sweep(finished)
+    study = load_study(sw.storage, sw.study)
+    trials = pd.read_csv(sw.out / "report" / "trials.csv")
+    assert len(trials) == len(study.trials) == 4
+    stored = {t.number: t.values for t in study.trials}
+    for _, row in trials.iterrows():
+        assert row["return_mean"] == pytest.approx(stored[row["number"]][0])
+        assert row["params_nonzero"] == stored[row["number"]][1]
+    front = pd.read_csv(sw.out / "report" / "pareto.csv")
+    # the report's front is the front of the re-evaluated figures of the raw front
+    raw = pareto.front_indices([t.values[1] for t in study.trials],
+                               [t.values[0] for t in study.trials])
+    raw_numbers = {study.trials[i].number for i in raw}
+    assert set(front["number"]) <= raw_numbers
+    re = front[["params_nonzero", "reeval_mean"]].to_numpy()
+    assert len(pareto.front_indices(re[:, 0], re[:, 1])) == len(front)
+    assert list(front["params_nonzero"]) == sorted(front["params_nonzero"])
+    for name in ("report.html", "pareto.png"):
+        assert (sw.out / "report" / name).stat().st_size > 1000
+    baseline = load_study(sw.storage, sw.study + ".baseline")
+    assert len(baseline.trials) == 2
+
+
+def test_best_then_trial_reproduces(finished: Path, tmp_path: Path) -> None:
+    best = tmp_path / "best.yaml"
+    res = runner.invoke(app, ["best", str(finished), "--knee", "--out", str(best)])
+    assert res.exit_code == 0, res.output
+    chosen = json.loads(res.output.strip().splitlines()[-1])
+    rerun = runner.invoke(app, ["trial", str(best), "--out", str(tmp_path / "rerun")])
+    assert rerun.exit_code == 0, rerun.output
+    m = json.loads([ln for ln in rerun.output.splitlines() if ln.startswith("{")][0])
+    assert m["return_mean"] == chosen["return_mean"]
+    assert m["params_nonzero"] == chosen["params_nonzero"]
+
+
+def test_best_constraint_nobody_meets_names_closest(finished: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["best", str(finished), "--max-params", "1",
+                              "--out", str(tmp_path / "b.yaml")])
+    assert res.exit_code == 2
+    assert "closest" in res.output
+    assert not (tmp_path / "b.yaml").exists()
+
+
+def test_resume_adds_only_missing_trials(tiny_sweep: Path) -> None:
+    res = runner.invoke(app, ["sweep", str(tiny_sweep), "--trials", "2", "--no-report"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(tiny_sweep)
+    before = {t.number: (t.values, t.datetime_start) for t in load_study(sw.storage,
+                                                                          sw.study).trials}
+    res = runner.invoke(app, ["sweep", str(tiny_sweep), "--trials", "4", "--no-report"])
+    assert res.exit_code == 0, res.output
+    after = load_study(sw.storage, sw.study).trials
+    assert len(after) == 4
+    for t in after[:2]:
+        assert (t.values, t.datetime_start) == before[t.number]
+
+
+def test_stale_running_trial_is_failed_and_retried(tiny_sweep: Path) -> None:
+    sw = load_sweep(tiny_sweep)
+    study = open_sweep_study(sw, 4)
+    from nas_prune.sweep_commands import record_info
+
+    record_info(study, sw)
+    ghost = study.ask()  # a worker that died mid-trial leaves this RUNNING
+    ghost.suggest_categorical("method", ["importance", "magnitude"])
+    res = runner.invoke(app, ["sweep", str(tiny_sweep), "--trials", "3", "--no-report"])
+    assert res.exit_code == 0, res.output
+    trials = load_study(sw.storage, sw.study).trials
+    assert trials[0].state == optuna.trial.TrialState.FAIL
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retry) == 1 and retry[0].params["method"] == trials[0].params["method"]
+    assert _states(tiny_sweep) == {"FAIL": 1, "COMPLETE": 3}
+
+
+def test_report_on_missing_study_is_one_line(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["report", "--storage", str(tmp_path / "x.journal"),
+                              "--study", "nope"])
+    assert res.exit_code == 2
+    assert "no study 'nope'" in res.output

@@ -1,0 +1,110 @@
+"""The core trial: determinism, metrics, masks, structured shrinking, seeds."""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from nas_prune import TrialConfig, run_trial
+from nas_prune.config import ConfigError, parse
+from tests.conftest import TINY_DQN, TINY_PPO
+
+
+def _cfg(base: dict[str, Any], **pruning: Any) -> TrialConfig:
+    data = copy.deepcopy(base)
+    data["pruning"].update(pruning)
+    return parse(TrialConfig, data)
+
+
+@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN], ids=["ppo", "dqn"])
+def test_same_seed_same_weights_and_returns(base: dict[str, Any]) -> None:
+    a = run_trial(_cfg(base)).metrics
+    b = run_trial(_cfg(base)).metrics
+    assert a["weights_hash"] == b["weights_hash"]
+    assert a["returns"] == b["returns"]
+
+
+def test_different_seed_differs() -> None:
+    a = run_trial(_cfg(TINY_PPO)).metrics
+    cfg = _cfg(TINY_PPO).model_copy(update={"seed": 1})
+    b = run_trial(cfg).metrics
+    assert a["weights_hash"] != b["weights_hash"]
+
+
+def test_metrics_have_the_contract_fields() -> None:
+    m = run_trial(_cfg(TINY_DQN)).metrics
+    needed = {"env_id", "agent", "method", "schedule", "layer_sparsity", "params_dense",
+              "params", "params_nonzero", "sparsity", "macs", "return_mean", "return_std",
+              "return_iqm", "returns", "episodes", "dense_return_mean", "q_mean", "env_steps",
+              "wall_s", "seed"}
+    assert needed <= set(m)
+    assert len(m["returns"]) == m["episodes"] == 5
+    assert m["q_mean"] is not None  # DQN reports mean max-Q
+    assert m["params_nonzero"] < m["params_dense"]
+
+
+def test_structured_trial_shrinks_the_policy() -> None:
+    r = run_trial(_cfg(TINY_PPO, sparsity=0.5))
+    assert r.policy.hidden == [8, 8]
+    assert r.metrics["params"] == r.metrics["params_nonzero"] < r.metrics["params_dense"]
+    # 4 -> 8 -> 8 -> 2 with biases
+    assert r.metrics["params"] == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
+
+
+@pytest.mark.parametrize("schedule", ["gradual", "iterative"])
+@pytest.mark.parametrize("mode", ["rl", "distill"])
+def test_schedules_keep_pruned_weights_zero(schedule: str, mode: str) -> None:
+    cfg = _cfg(TINY_DQN, method="magnitude", sparsity=0.6, schedule=schedule, steps=3,
+               finetune={"steps": 300, "mode": mode})
+    r = run_trial(cfg)
+    net = r.policy
+    for layer, mask in zip(net.layers, net.weight_masks):
+        assert mask is not None
+        assert (layer.weight[mask == 0] == 0).all()
+    if schedule == "gradual":
+        assert r.metrics["layer_sparsity"] == pytest.approx([0.6] * 3, abs=0.01)
+    else:  # iterative may stop early, never beyond the plan
+        # per layer, round(s * n) / n may exceed s by rounding
+        assert all(s <= 0.6 + 0.01 for s in r.metrics["layer_sparsity"])
+
+
+def test_l1_method_runs_with_penalty() -> None:
+    cfg = _cfg(TINY_DQN, method="l1", sparsity=0.7, method_params={"l1_coef": 1e-3})
+    m = run_trial(cfg).metrics
+    numels = [4 * 16, 16 * 16, 16 * 2]  # weights of 4 -> 16 -> 16 -> 2
+    assert m["layer_sparsity"] == pytest.approx([round(0.7 * n) / n for n in numels])
+
+
+def test_snapshot_keeping_runs_on_selection_seeds() -> None:
+    data = copy.deepcopy(TINY_PPO)
+    data["agent"]["snapshot"] = {"every_steps": 256, "episodes": 3}
+    a = run_trial(parse(TrialConfig, data)).metrics
+    b = run_trial(parse(TrialConfig, data)).metrics
+    assert a["returns"] == b["returns"]
+
+
+@pytest.mark.parametrize("data, field", [
+    ({"pruning": {"sparsity": 1.0}}, "pruning.sparsity"),
+    ({"pruning": {"method": "nope"}}, "pruning.method"),
+    ({"agent": {"name": "a2c"}}, "agent.name"),
+    ({"agent": {"hyper": {"lrr": 1}}}, "agent.hyper.lrr"),
+    ({"pruning": {"method": "importance", "method_params": {"criterion": "l3"}}},
+     "pruning.method_params.criterion"),
+    ({"pruning": {"schedule": "weekly"}}, "pruning.schedule"),
+    ({"env": {"id": "NoSuchEnv-v9"}}, "env.id"),
+    ({"envv": {}}, "envv"),
+    ({"pruning": {"method": "importance", "sparsity": [0.1, 0.2, 0.3]},
+      "agent": {"hidden": [8, 8]}}, "pruning.sparsity"),
+])
+def test_bad_config_names_the_field(data: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(TrialConfig, data)
+    assert field in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unsupported_spaces_are_named() -> None:
+    with pytest.raises(ValueError, match="action space"):
+        run_trial(parse(TrialConfig, {"env": {"id": "Pendulum-v1"}, "agent": {
+            "name": "dqn", "hidden": [8], "train_steps": 10}, "eval": {"episodes": 1}}))
