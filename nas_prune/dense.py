@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from pydantic import BaseModel
 
 from nas_prune.agents import Agent, AgentSpec, agents
@@ -58,9 +59,18 @@ def obtain_dense(cfg: TrialConfig, cache_dir: Path | None = None) -> Dense:
     """Load the dense agent (explicit checkpoint, or cache hit) or train it (and cache it)."""
     if cfg.dense_checkpoint is not None:
         return Dense(load_tensors(Path(cfg.dense_checkpoint)), True, 0, 0.0)
-    path = cache_dir / dense_key(cfg) / DENSE_FILE if cache_dir is not None else None
-    if path is not None and path.is_file():
-        return Dense(load_tensors(path), True, 0, 0.0)
+    if cache_dir is None:
+        return _train_timed(cfg, None)
+    path = cache_dir / dense_key(cfg) / DENSE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # one trainer per key: concurrent trials needing the same dense agent wait for it
+    with FileLock(str(path.parent / "train.lock")):
+        if path.is_file():
+            return Dense(load_tensors(path), True, 0, 0.0)
+        return _train_timed(cfg, path)
+
+
+def _train_timed(cfg: TrialConfig, path: Path | None) -> Dense:
     start = time.perf_counter()
     tensors = train_dense(cfg)
     if path is not None:

@@ -22,6 +22,7 @@ from nas_prune.finetune import selection_eval
 from nas_prune.networks import MLP, weights_hash
 from nas_prune.policy import Head, act
 from nas_prune.pruning import PruneContext, methods
+from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
@@ -65,6 +66,7 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
     method_cls = methods.get(cfg.pruning.method)
     method = method_cls(method_cls.Params(**cfg.pruning.method_params))
     plan = layer_sparsity(cfg)
+    check_plan(agent.policy, plan, method_cls)
     run = ScheduleRun(
         method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
         ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),

@@ -1,16 +1,20 @@
 """Optuna backend: ask the space for a TrialConfig, run it, tell the objectives."""
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
+import signal
+import time
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable
 
 import optuna
-from optuna.study import MaxTrialsCallback
+from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_prune.backends.storage import create_study, n_finished
+from nas_prune.backends.storage import create_study, is_local, lock_path, n_finished
 from nas_prune.space import suggest
 from nas_prune.sweep import Sweep
 
@@ -60,7 +64,11 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
             raise
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
-        return result.metrics["return_mean"], float(result.metrics["params_nonzero"])
+        values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
+        if not all(math.isfinite(v) for v in values):
+            trial.set_user_attr("fail_reason", f"non-finite objectives {values}")
+            raise FloatingPointError(f"non-finite objectives {values}")
+        return values
 
     return run
 
@@ -87,51 +95,115 @@ def recover_stale(study: optuna.Study) -> list[int]:
 
 
 def optimize(sweep: Sweep, trials: int, callbacks: list[Callback]) -> None:
-    """Run trials in this process until the study holds ``trials`` finished ones."""
+    """Ask/tell loop in this process until the study holds ``trials`` finished trials.
+
+    A worker stops asking once finished + running trials reach the total, so concurrent
+    workers never overshoot; failures are told FAIL with their reason and the loop goes on
+    (at most ``trials + 2`` failures per worker, so a broken env cannot spin forever).
+    """
     study = open_sweep_study(sweep, trials)
-    remaining = trials - n_finished(study)
-    if remaining <= 0:
-        return
-    stop = MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    # the cap stops a sweep whose every trial fails (a broken env) from running forever
-    study.optimize(objective(sweep), n_trials=2 * remaining + 2, catch=(Exception,),
-                   callbacks=[stop, *callbacks], gc_after_trial=False)
+    run = objective(sweep)
+    failures = 0
+    while failures <= trials + 2:
+        trial = _ask(study, sweep, trials)
+        if trial is None:
+            return
+        try:
+            values = run(trial)
+        except (KeyboardInterrupt, SystemExit):
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception:  # recorded with its reason; the sweep goes on
+            study.tell(trial, state=TrialState.FAIL)
+            failures += 1
+        else:
+            study.tell(trial, list(values))
+        frozen = study.get_trials(deepcopy=False)[trial.number]
+        for cb in callbacks:
+            cb(study, frozen)
+
+
+def _ask(study: optuna.Study, sweep: Sweep, total: int) -> optuna.Trial | None:
+    # Local storages: a file lock makes count-then-ask atomic across processes. Server
+    # storages (many machines): a trial whose rank is past the total is told FAIL as surplus.
+    local = is_local(sweep.storage)
+    lock = FileLock(str(lock_path(sweep.storage))) if local else nullcontext()
+    with lock:
+        busy = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        if len(study.get_trials(deepcopy=False, states=busy)) >= total:
+            return None
+        trial = study.ask()
+    ahead = [t for t in study.get_trials(deepcopy=False, states=busy) if t.number < trial.number]
+    if len(ahead) >= total:
+        trial.set_user_attr("fail_reason", "surplus: the study was already full")
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    return trial
 
 
 def run_workers(sweep: Sweep, trials: int, workers: int,
                 callbacks: list[Callback] | None = None) -> None:
-    """Run the sweep with ``workers`` local processes sharing the study's storage."""
+    """Run the sweep with ``workers`` local processes sharing the study's storage; this
+    process reports progress by watching the storage."""
     if workers == 1:
         optimize(sweep, trials, callbacks or [])
         return
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(sweep, trials), daemon=False)
-             for _ in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(sweep, trials)) for _ in range(workers)]
     for p in procs:
         p.start()
     try:
-        for p in procs:
-            p.join()
+        _watch(open_sweep_study(sweep, trials), procs, callbacks or [])
     except KeyboardInterrupt:
         for p in procs:
-            p.terminate()
+            p.terminate()  # SIGTERM: each worker tells its running trial FAIL, then exits
+        for p in procs:
             p.join()
         raise
 
 
+def _watch(study: optuna.Study, procs: list[Any], callbacks: list[Callback]) -> None:
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=done_states)}
+    while True:
+        alive = any(p.is_alive() for p in procs)
+        for t in study.get_trials(deepcopy=False, states=done_states):
+            if t.number not in seen:
+                seen.add(t.number)
+                for cb in callbacks:
+                    cb(study, t)
+        if not alive:
+            break
+        time.sleep(1.0)
+    for p in procs:
+        p.join()
+
+
 def _worker_main(sweep: Sweep, trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         optimize(sweep, trials, [])
     except KeyboardInterrupt:
         pass
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = None,
               callbacks: list[Callback] | None = None) -> dict[str, Any]:
-    """Create or resume the study, recover stale trials, and run to ``trials`` finished."""
+    """Create or resume the study, recover stale trials, and run to ``trials`` finished.
+
+    Rounds repeat while trials that were running elsewhere failed and left room, so the
+    study ends with exactly ``trials`` finished ones unless failures keep recurring.
+    """
     total = trials or sweep.config.trials
     study = open_sweep_study(sweep, total)
     stale = recover_stale(study)
-    run_workers(sweep, total, workers or sweep.config.workers, callbacks)
+    for _ in range(3):
+        run_workers(sweep, total, workers or sweep.config.workers, callbacks)
+        if n_finished(study) >= total:
+            break
     return {"study": sweep.study, "storage": sweep.storage, "recovered": stale}

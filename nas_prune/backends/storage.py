@@ -29,6 +29,17 @@ def open_storage(url: str) -> BaseStorage:
         raise ValueError(f"--storage: cannot open {url!r} ({first})") from None
 
 
+def is_local(url: str) -> bool:
+    """True for storages that live in a local file (journal, SQLite)."""
+    return url.startswith("sqlite://") or not url.startswith(RDB_SCHEMES)
+
+
+def lock_path(url: str) -> Path:
+    """A lock file beside a local storage's file (journal path or SQLite database)."""
+    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite://") else Path(url)
+    return path.with_name(path.name + ".ask.lock")
+
+
 def _engine_kwargs(url: str) -> dict[str, object]:
     if url.startswith("postgresql"):
         return {"connect_args": {"connect_timeout": 5}}

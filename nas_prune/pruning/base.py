@@ -72,10 +72,9 @@ class PruningMethod:
 methods: Registry[type[PruningMethod]] = Registry("pruning method", "pruning.method")
 
 
-def n_to_prune(sparsity: float, n: int, *, keep_one: bool = False) -> int:
-    """round(sparsity * n), leaving at least one element when ``keep_one``."""
-    k = int(round(sparsity * n))
-    return min(k, n - 1) if keep_one else min(k, n)
+def n_to_prune(sparsity: float, n: int, *, keep_one: bool = True) -> int:
+    """round(sparsity * n), leaving at least one element (sparsity < 1 never empties a layer)."""
+    return min(int(round(sparsity * n)), n - 1)
 
 
 def mask_lowest(scores: torch.Tensor, k: int, old: torch.Tensor | None) -> torch.Tensor:

@@ -20,7 +20,8 @@ def shrink(net: MLP) -> MLP:
     idx = [torch.arange(net.sizes[0])] + [k.nonzero().flatten() for k in keep]
     idx.append(torch.arange(net.sizes[-1]))
     sizes = [len(i) for i in idx]
-    small = MLP(sizes, net.activation)
+    with torch.random.fork_rng():  # building layers draws random inits; leave the RNG as is
+        small = MLP(sizes, net.activation)
     for li, (old, new) in enumerate(zip(net.layers, small.layers)):
         rows, cols = idx[li + 1], idx[li]
         new.weight.copy_(old.weight[rows][:, cols])
