@@ -63,9 +63,15 @@ def load_policy(directory: Path, *, verify: bool = True) -> tuple[MLP, Head]:
     spec = _read_spec(directory / POLICY_SPEC)
     weights = directory / POLICY_WEIGHTS
     tensors = load_tensors(weights)
-    if verify and spec.get("sha256") and sha256_file(weights) != spec["sha256"]:
+    if verify and sha256_file(weights) != spec.get("sha256"):
         raise CheckpointError(f"checkpoint: {weights} does not match the SHA-256 in its spec")
-    net = MLP([int(s) for s in spec["sizes"]], str(spec["activation"]))
+    sizes = [int(s) for s in spec["sizes"]]
+    # shapes checked against the tensors before building: a crafted spec cannot make us
+    # allocate a huge network
+    expected = {f"layers.{i}.weight": (b, a) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
+    if {k: tuple(v.shape) for k, v in tensors.items() if k.endswith("weight")} != expected:
+        raise CheckpointError(f"checkpoint: weights in {weights} do not fit sizes {sizes}")
+    net = MLP(sizes, str(spec["activation"]))
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:

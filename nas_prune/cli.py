@@ -129,6 +129,21 @@ def sweep(
 
 
 @app.command()
+def worker(
+    sweep_file: Path = typer.Argument(..., help="Sweep YAML (the same file on every machine)."),
+    storage: Optional[str] = typer.Option(None, "--storage", help="Shared storage URL."),
+    study: Optional[str] = typer.Option(None, "--study"),
+    trials: Optional[int] = typer.Option(None, "--trials"),
+    out: Optional[Path] = typer.Option(None, "--out"),
+) -> None:
+    """Join an existing study from any machine and run trials until it is full."""
+    from nas_prune import sweep_run
+
+    guarded(lambda: sweep_run.worker(sweep_file, storage=storage, study=study, trials=trials,
+                                     out=out))
+
+
+@app.command()
 def baseline(
     sweep_file: Path = typer.Argument(..., help="Sweep YAML."),
     storage: Optional[str] = typer.Option(None, "--storage"),

@@ -176,7 +176,8 @@ def format_error(exc: ValidationError, prefix: str = "") -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        parts.append(msg if loc and msg.startswith(loc.split(".")[0]) else f"{loc}: {msg}")
+        named = not loc or msg.startswith(loc.split(".")[0])
+        parts.append(msg if named else f"{loc}: {msg}")
     return "; ".join(parts)
 
 

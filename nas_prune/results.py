@@ -21,7 +21,9 @@ from nas_prune.evaluation import evaluate
 SWEEP_ATTR = "sweep"  # study user attr: what the report needs without the sweep file
 REEVAL_ATTR = "reeval"
 BASELINE_SUFFIX = ".baseline"
-REEVAL_STREAM = 2  # evaluation seeds disjoint from trials' (0) and selection's (1)
+REEVAL_STREAM = 2
+CORE_COLUMNS = ["number", "state", "params_nonzero", "params_dense", "return_mean",
+                "dense_return_mean", "hidden", "seed", "fail_reason"]  # evaluation seeds disjoint from trials' (0) and selection's (1)
 
 
 def trial_row(t: FrozenTrial) -> dict[str, Any]:
@@ -47,16 +49,15 @@ def _fmt(v: Any) -> str:
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial of a study as a DataFrame, sorted by trial number."""
     rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return pd.DataFrame(columns=["number", "state", "params_nonzero", "return_mean"])
+    df = pd.DataFrame(rows, columns=None if rows else CORE_COLUMNS)
+    for col in CORE_COLUMNS:  # failed-only studies have no metric columns
+        if col not in df:
+            df[col] = math.nan
     return df.sort_values("number").reset_index(drop=True)
 
 
 def complete(df: pd.DataFrame) -> pd.DataFrame:
     """COMPLETE trials with finite objectives."""
-    if df.empty or "return_mean" not in df:
-        return df.iloc[0:0]
     ok = (df["state"] == TrialState.COMPLETE.name) & np.isfinite(
         pd.to_numeric(df["return_mean"], errors="coerce")) & np.isfinite(
         pd.to_numeric(df["params_nonzero"], errors="coerce"))

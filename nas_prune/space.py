@@ -86,7 +86,9 @@ class SearchSpace(Strict):
     @model_validator(mode="after")
     def _known_methods(self) -> SearchSpace:
         for name in _values(self.method):
-            methods.get(str(name))
+            if str(name) not in methods:
+                raise ValueError(f"method: unknown pruning method {name!r}; allowed: "
+                                 f"{', '.join(methods.names())}")
         return self
 
 

@@ -10,6 +10,7 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from nas_prune import pareto
+from nas_prune.agents import agents
 from nas_prune.backends.storage import count_states
 from nas_prune.commands import check_writable
 from nas_prune.envs import act_dim, make_env, obs_dim
@@ -74,7 +75,11 @@ def write_best(summary_front: Any, ret_col: str, *, max_params: int | None,
     if knee or (max_params is None and min_return is None):
         i = pareto.knee_index(params, rets)
     else:
-        i = pareto.select_point(params, rets, max_params=max_params, min_return=min_return)
+        try:
+            i = pareto.select_point(params, rets, max_params=max_params, min_return=min_return)
+        except pareto.NoPointError as exc:
+            flag = "--max-params" if max_params is not None else "--min-return"
+            raise ValueError(f"{flag}: {exc}") from None
     row = summary_front.iloc[i]
     cfg = yaml.safe_load(yaml.safe_dump(_config_of(row)))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,5 +100,12 @@ def _config_of(row: Any) -> dict[str, Any]:
 
 
 def prepare(sweep: Sweep) -> None:
-    """Fail early on an unwritable output folder."""
+    """Fail early, before storage is touched: an env the agent cannot act in, or an
+    unwritable output folder."""
+    c = sweep.config
+    env = make_env(c.env.id, c.env.kwargs, max_episode_steps=c.env.max_episode_steps)
+    try:
+        agents.get(c.agent.name).check_env(env)
+    finally:
+        env.close()
     check_writable(sweep.out, "out")

@@ -1,10 +1,14 @@
 """Sweep verbs end to end: sweep -> baseline -> report; best. Called by the CLI."""
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import zlib
 from pathlib import Path
 from typing import Any
 
-from nas_prune.sweep import Sweep, load_sweep
+from nas_prune.sweep import SAFE_NAME, Sweep, load_sweep
 
 
 def _resolve(sweep_file: Path | None, storage: str | None,
@@ -14,15 +18,21 @@ def _resolve(sweep_file: Path | None, storage: str | None,
         return sw.storage, sw.study, sw
     if storage is None or study is None:
         raise ValueError("report: give a sweep file, or both --storage and --study")
+    if not SAFE_NAME.match(study):
+        raise ValueError(f"--study: {study!r} must be letters, digits, '_', '.', '-'")
     return storage, study, None
 
 
 def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
           workers: int | None, out: Path | None, report: bool = True) -> int:
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
+    import optuna
+
     from nas_prune.backends.optuna_backend import open_sweep_study, run_sweep
+    from nas_prune.backends.storage import repair_journal
     from nas_prune.sweep_commands import ProgressLine, prepare, record_info
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
@@ -30,10 +40,14 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
         raise ValueError(f"--workers: must be >= 1, got {workers}")
     prepare(sw)
     total = trials or sw.config.trials
+    cut = repair_journal(sw.storage)
+    if cut:
+        print(f"journal: cut a half-written last record ({cut} bytes, kept in .torn)")
     st = open_sweep_study(sw, total)
     record_info(st, sw)
     info = st.user_attrs["sweep"]
     print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
     try:
         res = run_sweep(sw, trials=total, workers=workers,
                         callbacks=[ProgressLine(total, info["ref_params"], _log)])
@@ -48,6 +62,30 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
             baseline_for(sw)
         _report(sw.storage, sw.study, sw.out / "report", reeval=True)
     return 0
+
+
+def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: int | None,
+           out: Path | None) -> None:
+    """Join the sweep's existing study and run trials until it holds its total."""
+    import optuna
+
+    from nas_prune.backends.optuna_backend import optimize
+    from nas_prune.backends.storage import load_study
+    from nas_prune.sweep_commands import ProgressLine, prepare
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    prepare(sw)
+    info = load_study(sw.storage, sw.study).user_attrs.get("sweep", {})
+    total = trials or sw.config.trials
+    # a worker index from the host and process, so machines draw different samples
+    index = 1 + zlib.crc32(f"{socket.gethostname()}-{os.getpid()}".encode()) % 1_000_000
+    optimize(sw, total, [ProgressLine(total, int(info.get("ref_params", 1)), _log)],
+             worker=index)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _log(line: str) -> None:

@@ -60,7 +60,7 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _optuna_logs_to_current_stderr() -> Any:
+def optuna_logs_to_current_stderr() -> Any:
     handler = _CurrentStderr()
     handler.setFormatter(logging.Formatter("[%(levelname).1s %(asctime)s] %(message)s"))
     optuna.logging.disable_default_handler()
@@ -196,12 +196,13 @@ PG_URL = "postgresql://nobody@127.0.0.1:1/nodb"  # port 1: refused at once
 PG2_URL = "postgresql+psycopg2://nobody@127.0.0.1:1/nodb"  # a driver that is installed
 FIELD_FIRST = re.compile(r"^error: (--)?[A-Za-z_][\w.\-]*: \S")  # "error: FIELD: message"
 ENV_CHECK_LATE = (
-    "nas_prune/sweep_run.py sweep() opens/creates the study (open_sweep_study) before the env "
-    "is ever built: the spaces are first checked in sweep_commands.record_info (make_env) "
-    "and the agent's action-space check only inside each trial. Expected: load_sweep or "
-    "sweep_commands.prepare builds the env once and checks observation/action spaces "
-    "against the agent (envs.check_spaces + the agent's own check) before storage is "
-    "opened, so the only output is one 'error: env.id|agent.name: ...' line, exit 2")
+    "nas_prune/sweep_run.py sweep() never checks the agent against the env before running "
+    "trials: spaces are first checked in sweep_commands.record_info (make_env, after the "
+    "study is created) and dqn's Discrete-action check only inside each trial. Expected: "
+    "load_sweep or sweep_commands.prepare builds the env once and checks its spaces against "
+    "the agent (envs.check_spaces + the agent's own action check) before storage is opened: "
+    "one line 'error: agent.name: dqn needs a Discrete action space ...', exit 2, no trial")
+
 
 CASES = [
     Case("sweep-unknown-key", _sweep_case(trails=3), ("trails", "unknown key")),
@@ -209,14 +210,7 @@ CASES = [
     Case("space-sparsity-high-1", _sweep_case(_space(sparsity={"low": 0, "high": 1.0})),
          ("sparsity",)),
     Case("space-unknown-method", _sweep_case(_space(method={"choices": ["magnitude", "snip"]})),
-         ("method", "snip"), tuple(methods.names()),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "an error from a model-level validator (SearchSpace._known_methods) has an empty "
-             "pydantic loc, and config.format_error renders it as 'error: : pruning.method: "
-             "unknown pruning method ...' (empty field before the colon; and the space's "
-             "field is 'method', not pruning.method). Expected: nas_prune/config.py "
-             "format_error drops the empty loc prefix, e.g. 'error: method: unknown pruning "
-             "method 'snip'; allowed: ...'")),)),
+         ("method", "snip"), tuple(methods.names())),
     Case("sweep-unknown-agent", _sweep_case(agent={"name": "a2c"}), ("agent.name", "a2c"),
          AGENTS),
     Case("sweep-unknown-sampler", _sweep_case(sampler="cmaes"), ("sampler",), SAMPLERS),
@@ -227,18 +221,11 @@ CASES = [
          ("env.id", "no_such_pkg")),
     Case("sweep-dqn-on-box-actions",
          _sweep_case(env={"id": "Pendulum-v1"}, agent={"name": "dqn", "train_steps": 512}),
-         (("agent.name", "env.id"), "action space", "Discrete"),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "sweep accepts dqn on Pendulum-v1 (Box actions), runs trials that all FAIL "
-             "with the dqn ValueError and exits 0. " + ENV_CHECK_LATE)),)),
+         (("agent.name", "env.id"), "action space", "Discrete")),
     Case("trial-dqn-on-box-actions", _trial_case("--env", "Pendulum-v1", "--agent", "dqn"),
          (("agent.name", "env.id"), "action space", "Discrete")),
     Case("sweep-dict-observation", _sweep_case(env={"id": DICT_ENV}),
-         ("env.id", "observation space", "Dict"),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "the Dict space is rejected, but only after the study was created, so optuna's "
-             "'A new study created' log line comes before the error (two lines). "
-             + ENV_CHECK_LATE)),)),
+         ("env.id", "observation space", "Dict")),
     Case("trial-dict-observation", _trial_case("--env", DICT_ENV, "--agent", "ppo"),
          ("env.id", "observation space", "Dict")),
     Case("sweep-file-missing", _missing_file, ("nope.yaml", "not found")),
@@ -250,13 +237,7 @@ CASES = [
          max_wall_s=15.0),
     Case("storage-unreachable-psycopg2", _sweep_case(flags=("--storage", PG2_URL)),
          ("--storage",), max_wall_s=15.0),
-    Case("best-constraint-unmeetable", _best_unmeetable, ("--max-params", "closest"),
-         marks=(pytest.mark.xfail(strict=True, reason=(
-             "best --max-params with no qualifying point: the error line is 'error: no trial "
-             "has params <= 1; closest: ...' and does not name the field. Expected "
-             "(nas_prune/sweep_commands.py write_best, or pareto._no_point_message): prefix "
-             "the flag, e.g. 'error: --max-params: no trial has params <= 1; closest: "
-             "params=..., return=...'")),)),
+    Case("best-constraint-unmeetable", _best_unmeetable, ("--max-params", "closest")),
     Case("report-missing-study", _report_missing_study, ("--study", "nope")),
     Case("study-with-dotdot", _sweep_case(flags=("--study", "../escape")),
          ("--study", "../escape")),

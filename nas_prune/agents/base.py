@@ -4,9 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
+import gymnasium as gym
 import torch
 from pydantic import BaseModel
 
+from nas_prune.envs import check_spaces
 from nas_prune.evaluation import EnvSpec
 from nas_prune.networks import MLP
 from nas_prune.policy import Head
@@ -42,6 +44,11 @@ class Agent:
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
         self.env_steps = 0
+
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        """Raise ValueError naming ``agent.name`` when this agent cannot act in ``env``."""
+        check_spaces(env.observation_space, env.action_space)
 
     @property
     def policy(self) -> MLP:

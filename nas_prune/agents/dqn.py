@@ -78,15 +78,20 @@ class DQNAgent(Agent):
     default_hidden = [256, 256]
     default_activation = "relu"
 
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        super().check_env(env)
+        if not isinstance(env.action_space, gym.spaces.Discrete):
+            raise ValueError(f"agent.name: dqn needs a Discrete action space, env has "
+                             f"{env.action_space}; allowed agents for it: ppo")
+
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
         self.hp: DQNHyper = spec.hyper  # type: ignore[assignment]
         torch.manual_seed(spec.seed)
         self.env = make_env(spec.env.id, spec.env.kwargs,
                             max_episode_steps=spec.env.max_episode_steps)
-        if not isinstance(self.env.action_space, gym.spaces.Discrete):
-            raise ValueError(f"agent.name: dqn needs a Discrete action space, "
-                             f"env has {self.env.action_space}; use ppo")
+        self.check_env(self.env)
         self.env.action_space.seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         n_obs, n_act = obs_dim(self.env.observation_space), act_dim(self.env.action_space)

@@ -14,7 +14,7 @@ import optuna
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
-from nas_prune.backends.storage import create_study, is_local, lock_path, n_finished
+from nas_prune.backends.storage import create_study, is_local, lock_path, n_finished, repair_journal
 from nas_prune.space import suggest
 from nas_prune.sweep import Sweep
 
@@ -33,10 +33,17 @@ def make_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampl
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_sweep_study(sweep: Sweep, trials: int) -> optuna.Study:
-    """Create or resume the sweep's study."""
+def open_sweep_study(sweep: Sweep, trials: int, worker: int = 0) -> optuna.Study:
+    """Create or resume the sweep's study.
+
+    The sampler's seed mixes the sweep's seed, the worker index and the trials already in
+    the study: concurrent workers, and a resumed sweep, never replay the same samples.
+    """
     c = sweep.config
-    return create_study(sweep.storage, sweep.study, make_sampler(c.sampler, c.sampler_seed, trials))
+    study = create_study(sweep.storage, sweep.study, make_sampler(c.sampler, 0, trials))
+    seed = c.sampler_seed + 1_000_003 * worker + 7_919 * len(study.get_trials(deepcopy=False))
+    study.sampler = make_sampler(c.sampler, seed, trials)
+    return study
 
 
 def trial_dir(sweep: Sweep, number: int) -> Path:
@@ -94,14 +101,14 @@ def recover_stale(study: optuna.Study) -> list[int]:
     return [t.number for t in stale]
 
 
-def optimize(sweep: Sweep, trials: int, callbacks: list[Callback]) -> None:
+def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int = 0) -> None:
     """Ask/tell loop in this process until the study holds ``trials`` finished trials.
 
     A worker stops asking once finished + running trials reach the total, so concurrent
     workers never overshoot; failures are told FAIL with their reason and the loop goes on
     (at most ``trials + 2`` failures per worker, so a broken env cannot spin forever).
     """
-    study = open_sweep_study(sweep, trials)
+    study = open_sweep_study(sweep, trials, worker)
     run = objective(sweep)
     failures = 0
     while failures <= trials + 2:
@@ -149,7 +156,7 @@ def run_workers(sweep: Sweep, trials: int, workers: int,
         optimize(sweep, trials, callbacks or [])
         return
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(sweep, trials)) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker_main, args=(sweep, trials, i)) for i in range(workers)]
     for p in procs:
         p.start()
     try:
@@ -179,11 +186,11 @@ def _watch(study: optuna.Study, procs: list[Any], callbacks: list[Callback]) -> 
         p.join()
 
 
-def _worker_main(sweep: Sweep, trials: int) -> None:
+def _worker_main(sweep: Sweep, trials: int, index: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        optimize(sweep, trials, [])
+        optimize(sweep, trials, [], worker=index)
     except KeyboardInterrupt:
         pass
 
@@ -200,10 +207,13 @@ def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = 
     study ends with exactly ``trials`` finished ones unless failures keep recurring.
     """
     total = trials or sweep.config.trials
+    repair_journal(sweep.storage)
     study = open_sweep_study(sweep, total)
     stale = recover_stale(study)
     for _ in range(3):
+        before = n_finished(study)
         run_workers(sweep, total, workers or sweep.config.workers, callbacks)
-        if n_finished(study) >= total:
+        after = n_finished(study)
+        if after >= total or after == before:
             break
     return {"study": sweep.study, "storage": sweep.storage, "recovered": stale}

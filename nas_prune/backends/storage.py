@@ -29,6 +29,23 @@ def open_storage(url: str) -> BaseStorage:
         raise ValueError(f"--storage: cannot open {url!r} ({first})") from None
 
 
+def repair_journal(url: str) -> int:
+    """Cut a half-written last line (a writer killed mid-append) off a journal file, saving
+    the cut bytes beside it as ``.torn``; return how many bytes were cut. Appending after a
+    torn line would merge two records into one unreadable line. Call with no writer active."""
+    path = Path(url)
+    if url.startswith(RDB_SCHEMES) or not path.is_file():
+        return 0
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return 0
+    keep = data.rfind(b"\n") + 1
+    path.with_name(path.name + ".torn").write_bytes(data[keep:])
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+    return len(data) - keep
+
+
 def is_local(url: str) -> bool:
     """True for storages that live in a local file (journal, SQLite)."""
     return url.startswith("sqlite://") or not url.startswith(RDB_SCHEMES)

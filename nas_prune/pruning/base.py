@@ -72,7 +72,7 @@ class PruningMethod:
 methods: Registry[type[PruningMethod]] = Registry("pruning method", "pruning.method")
 
 
-def n_to_prune(sparsity: float, n: int, *, keep_one: bool = True) -> int:
+def n_to_prune(sparsity: float, n: int) -> int:
     """round(sparsity * n), leaving at least one element (sparsity < 1 never empties a layer)."""
     return min(int(round(sparsity * n)), n - 1)
 

@@ -53,5 +53,5 @@ class ImportancePruning(PruningMethod):
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
         scores = neuron_scores(net, self.params.criterion, ctx)  # type: ignore[attr-defined]
         for i, (n, s, sc) in enumerate(zip(net.hidden, sparsity, scores)):
-            k = n_to_prune(s, n, keep_one=True)
+            k = n_to_prune(s, n)
             net.set_neuron_mask(i, neuron_keep(sc, k, net.neuron_masks[i]))

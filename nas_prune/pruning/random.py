@@ -36,5 +36,5 @@ class RandomStructuredPruning(PruningMethod):
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
         for i, (n, s) in enumerate(zip(net.hidden, sparsity)):
             scores = torch.rand(n, generator=ctx.generator)
-            k = n_to_prune(s, n, keep_one=True)
+            k = n_to_prune(s, n)
             net.set_neuron_mask(i, neuron_keep(scores, k, net.neuron_masks[i]))

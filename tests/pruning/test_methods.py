@@ -63,20 +63,19 @@ W1 = [[0.2, -0.2, 0.4], [0.1, 0.2, -0.3]]  # Linear 3 -> 2; |0.2| three times
 
 
 @pytest.mark.parametrize(
-    ("sparsity", "n", "keep_one", "expected"),
+    ("sparsity", "n", "expected"),
     [
-        (0.0, 10, False, 0),
-        (0.3, 10, False, 3),
-        (0.25, 10, False, 2),  # round(2.5): Python rounds half to even
-        (0.35, 10, False, 4),  # round(3.5) -> 4
-        (0.99, 10, False, 10),
-        (0.99, 10, True, 9),  # at least one left
-        (0.5, 2, True, 1),
-        (0.4, 1, True, 0),
+        (0.0, 10, 0),
+        (0.3, 10, 3),
+        (0.25, 10, 2),  # round(2.5): Python rounds half to even
+        (0.35, 10, 4),  # round(3.5) -> 4
+        (0.99, 10, 9),  # at least one left: sparsity < 1 never empties a layer
+        (0.5, 2, 1),
+        (0.4, 1, 0),
     ],
 )
-def test_n_to_prune(sparsity: float, n: int, keep_one: bool, expected: int) -> None:
-    assert n_to_prune(sparsity, n, keep_one=keep_one) == expected
+def test_n_to_prune(sparsity: float, n: int, expected: int) -> None:
+    assert n_to_prune(sparsity, n) == expected
 
 
 def test_mask_lowest_breaks_ties_by_index() -> None:
