@@ -21,9 +21,9 @@ from nas_prune.evaluation import evaluate
 SWEEP_ATTR = "sweep"  # study user attr: what the report needs without the sweep file
 REEVAL_ATTR = "reeval"
 BASELINE_SUFFIX = ".baseline"
-REEVAL_STREAM = 2
+REEVAL_STREAM = 2  # evaluation seeds disjoint from trials' (0) and selection's (1)
 CORE_COLUMNS = ["number", "state", "params_nonzero", "params_dense", "return_mean",
-                "dense_return_mean", "hidden", "seed", "fail_reason"]  # evaluation seeds disjoint from trials' (0) and selection's (1)
+                "dense_return_mean", "hidden", "seed", "fail_reason"]
 
 
 def trial_row(t: FrozenTrial) -> dict[str, Any]:
