@@ -118,13 +118,19 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", help="Local worker processes."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip baseline and report."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="optuna or ray."),
+    address: Optional[str] = typer.Option(None, "--address",
+                                          help="Ray: auto, HOST:PORT or ray://HOST:PORT."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent",
+                                                 help="Ray: trials at once."),
 ) -> None:
     """Run (or resume) a sweep, then the baseline and the Pareto report."""
     from nas_prune import sweep_run
 
-    code = guarded(lambda: sweep_run.sweep(sweep_file, trials=trials, storage=storage,
-                                           study=study, workers=workers, out=out,
-                                           report=not no_report))
+    code = guarded(lambda: sweep_run.sweep(
+        sweep_file, trials=trials, storage=storage, study=study, workers=workers, out=out,
+        report=not no_report, backend=backend, address=address,
+        max_concurrent=max_concurrent))
     raise typer.Exit(code)
 
 

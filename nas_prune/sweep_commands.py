@@ -21,8 +21,9 @@ Log = Callable[[str], None]
 BUDGETS = (0.01, 0.05, 0.10)  # fractions of the reference parameters shown in progress
 
 
-def record_info(study: optuna.Study, sweep: Sweep) -> None:
-    """Store what reports need in the study itself (so a report needs only the storage)."""
+def record_info(study: optuna.Study, sweep: Sweep, *, overwrite: bool = True) -> None:
+    """Store what reports need in the study itself (so a report needs only the storage);
+    a joining worker (``overwrite`` False) only fills it in when missing."""
     c = sweep.config
     env = make_env(c.env.id, c.env.kwargs, max_episode_steps=c.env.max_episode_steps)
     ref = sweep.reference_params(obs_dim(env.observation_space), act_dim(env.action_space))
@@ -31,7 +32,8 @@ def record_info(study: optuna.Study, sweep: Sweep) -> None:
             "return_floor": c.return_floor, "max_return": c.max_return,
             "reeval_seeds": c.reeval.seeds, "reeval_episodes": c.reeval.episodes,
             "out": str(sweep.out.resolve())}
-    if study.user_attrs.get(SWEEP_ATTR) != info:
+    current = study.user_attrs.get(SWEEP_ATTR)
+    if current != info and (overwrite or current is None):
         study.set_user_attr(SWEEP_ATTR, info)
 
 

@@ -8,7 +8,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from nas_prune.sweep import SAFE_NAME, Sweep, load_sweep
+from nas_prune.sweep import BACKENDS, SAFE_NAME, Sweep, load_sweep
 
 
 def _resolve(sweep_file: Path | None, storage: str | None,
@@ -24,7 +24,9 @@ def _resolve(sweep_file: Path | None, storage: str | None,
 
 
 def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
-          workers: int | None, out: Path | None, report: bool = True) -> int:
+          workers: int | None, out: Path | None, report: bool = True,
+          backend: str | None = None, address: str | None = None,
+          max_concurrent: int | None = None) -> int:
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
@@ -48,9 +50,20 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     info = st.user_attrs["sweep"]
     print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
+    chosen = backend or sw.config.backend
+    if chosen not in BACKENDS:
+        raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
     try:
-        res = run_sweep(sw, trials=total, workers=workers,
-                        callbacks=[ProgressLine(total, info["ref_params"], _log)])
+        if chosen == "ray":
+            from nas_prune.backends.ray_backend import run_ray
+
+            res = run_ray(sw, trials=total, address=address,
+                          max_concurrent=max_concurrent or workers or sw.config.workers)
+            res["recovered"] = []
+            print(f"ray results: {res['ray_results']} ({res['errors']} errored trials)")
+        else:
+            res = run_sweep(sw, trials=total, workers=workers,
+                            callbacks=[ProgressLine(total, info["ref_params"], _log)])
     except KeyboardInterrupt:
         print("interrupted: the running trial is recorded as FAIL; re-run the same command "
               "to resume", flush=True)
@@ -69,15 +82,16 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     """Join the sweep's existing study and run trials until it holds its total."""
     import optuna
 
-    from nas_prune.backends.optuna_backend import optimize
-    from nas_prune.backends.storage import load_study
-    from nas_prune.sweep_commands import ProgressLine, prepare
+    from nas_prune.backends.optuna_backend import open_sweep_study, optimize
+    from nas_prune.sweep_commands import ProgressLine, prepare, record_info
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
     prepare(sw)
-    info = load_study(sw.storage, sw.study).user_attrs.get("sweep", {})
     total = trials or sw.config.trials
+    st = open_sweep_study(sw, total)  # the first worker creates the study, others join it
+    record_info(st, sw, overwrite=False)
+    info = st.user_attrs["sweep"]
     # a worker index from the host and process, so machines draw different samples
     index = 1 + zlib.crc32(f"{socket.gethostname()}-{os.getpid()}".encode()) % 1_000_000
     optimize(sw, total, [ProgressLine(total, int(info.get("ref_params", 1)), _log)],

@@ -41,7 +41,8 @@ def open_sweep_study(sweep: Sweep, trials: int, worker: int = 0) -> optuna.Study
     """
     c = sweep.config
     study = create_study(sweep.storage, sweep.study, make_sampler(c.sampler, 0, trials))
-    seed = c.sampler_seed + 1_000_003 * worker + 7_919 * len(study.get_trials(deepcopy=False))
+    seed = (c.sampler_seed + 1_000_003 * worker
+            + 7_919 * len(study.get_trials(deepcopy=False))) % 2**32
     study.sampler = make_sampler(c.sampler, seed, trials)
     return study
 

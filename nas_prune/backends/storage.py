@@ -1,6 +1,7 @@
 """Optuna storages and studies: the one record every backend, report and ``best`` reads."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import optuna
@@ -20,7 +21,7 @@ def open_storage(url: str) -> BaseStorage:
     """
     try:
         if url.startswith(RDB_SCHEMES):
-            return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+            return _rdb(url)
         path = Path(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
@@ -44,6 +45,19 @@ def repair_journal(url: str) -> int:
     with open(path, "r+b") as f:
         f.truncate(keep)
     return len(data) - keep
+
+
+def _rdb(url: str, attempts: int = 5) -> RDBStorage:
+    # Workers starting together race to create the schema; the loser retries.
+    for i in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=_engine_kwargs(url))
+        except Exception as exc:
+            racing = "duplicate key" in str(exc) or "already exists" in str(exc)
+            if not racing or i == attempts - 1:
+                raise
+            time.sleep(0.5 * (i + 1))
+    raise AssertionError("unreachable")
 
 
 def is_local(url: str) -> bool:

@@ -1,0 +1,144 @@
+"""Ray Tune backend: Tuner + OptunaSearch driving the same define-by-run space; every
+finished Ray trial is recorded in the sweep's Optuna study (the one record reports read)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from nas_prune.backends.optuna_backend import make_sampler
+from nas_prune.backends.storage import create_study, open_storage
+from nas_prune.space import suggest
+from nas_prune.sweep import Sweep
+
+RAY_ID = "ray_trial_id"
+METRICS = ["return_mean", "params_nonzero"]
+MODES = ["max", "min"]
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError as exc:  # an actionable error for the optional dependency
+        raise ValueError(f"--backend: ray needs 'pip install \"ray[tune]\"' ({exc})") from None
+    return ray
+
+
+class DefineByRun:
+    """The define-by-run space OptunaSearch calls (a class: Ray saves its searcher with
+    pickle, which cannot save closures). Returns the drawn TrialConfig as JSON."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.sweep = sweep
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        base = self.sweep.base()
+        if len(self.sweep.config.seeds) > 1:
+            base["seed"] = trial.suggest_categorical("seed", self.sweep.config.seeds)
+        cfg = suggest(trial, self.sweep.space, base)
+        return {"trial_config": json.dumps(cfg.model_dump(mode="json"))}
+
+
+def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
+    """One Ray trial: run_trial on the config the searcher drew; report every metric."""
+    from ray import tune
+
+    from nas_prune.config import TrialConfig
+    from nas_prune.trial import run_trial
+
+    cfg = TrialConfig.model_validate_json(config["trial_config"])
+    out = sweep.out / "trials" / f"ray-{tune.get_context().get_trial_id()}"
+    result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+    import ray
+
+    result.metrics["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}
+    metrics.update(out_dir=str(out.resolve()), metrics_json=json.dumps(result.metrics))
+    tune.report(metrics)
+
+
+class _Recorder:
+    """Driver-side Tune callback: copy each finished Ray trial into the Optuna study."""
+
+    def __init__(self, sweep: Sweep) -> None:
+        self.storage, self.name = sweep.storage, sweep.study
+
+    def _study(self) -> optuna.Study:
+        return optuna.load_study(study_name=self.name, storage=open_storage(self.storage))
+
+    def record(self, trial: Any, *, failed: bool) -> None:
+        study = self._study()
+        if any(t.user_attrs.get(RAY_ID) == trial.trial_id for t in study.get_trials(
+                deepcopy=False)):
+            return
+        attrs: dict[str, Any] = {RAY_ID: trial.trial_id}
+        config = json.loads(trial.config.get("trial_config", "{}"))
+        attrs["config"] = config
+        res = trial.last_result or {}
+        if failed or "metrics_json" not in res:
+            attrs["fail_reason"] = str(getattr(trial, "error_msg", "") or "ray trial failed")[:300]
+            study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
+            return
+        metrics = json.loads(res["metrics_json"])
+        attrs.update(metrics, out_dir=res["out_dir"])
+        values = [float(metrics["return_mean"]), float(metrics["params_nonzero"])]
+        study.add_trial(create_trial(values=values, user_attrs=attrs))
+
+
+def _callback(sweep: Sweep) -> Any:
+    from ray.tune import Callback
+
+    recorder = _Recorder(sweep)
+
+    class RecordToOptuna(Callback):  # type: ignore[misc]
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                              **info: Any) -> None:
+            recorder.record(trial, failed=False)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any,
+                           **info: Any) -> None:
+            recorder.record(trial, failed=True)
+
+    return RecordToOptuna()
+
+
+def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: int,
+            cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+            max_failures: int = 1) -> dict[str, Any]:
+    """Run (or restore) the sweep on Ray Tune; returns where results live."""
+    ray = _require_ray()
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    storage_path = str((sweep.out / "ray").resolve())
+    name = f"{sweep.study}-ray"
+    trainable = tune.with_resources(tune.with_parameters(_trainable, sweep=sweep),
+                                    {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    path = str(Path(storage_path) / name)
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True,
+                                   restart_errored=True)
+    else:
+        c = sweep.config
+        searcher = OptunaSearch(space=DefineByRun(sweep), metric=METRICS, mode=MODES,
+                                sampler=make_sampler(c.sampler, c.sampler_seed, trials))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(num_samples=trials, search_alg=ConcurrencyLimiter(
+                searcher, max_concurrent=max_concurrent)),
+            run_config=tune.RunConfig(
+                name=name, storage_path=storage_path, callbacks=[_callback(sweep)],
+                failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0))
+    grid = tuner.fit()
+    return {"ray_results": path, "errors": len(grid.errors)}
