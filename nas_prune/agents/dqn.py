@@ -144,30 +144,37 @@ class DQNAgent(Agent):
 
     def _train_round(self, penalty: Penalty | None) -> None:
         hp = self.hp
-        all_idx = self.rng.integers(0, len(self.buffer), (hp.gradient_steps, hp.batch_size))
-        for idx in all_idx:
-            obs, action, reward, next_obs, terminal = self.buffer.sample(idx)
-            with torch.no_grad():
-                next_q = self.target(next_obs)
+        size = hp.batch_size
+        idx = self.rng.integers(0, len(self.buffer), hp.gradient_steps * size)
+        obs, action, reward, next_obs, terminal = self.buffer.sample(idx)
+        # The target network is fixed for the whole round (it syncs between env steps), so
+        # the round's target-network values come from one batched forward.
+        with torch.no_grad():
+            next_q = self.target(next_obs)
+            bootstrap = hp.gamma * (1.0 - terminal)
+            if not hp.double:
+                targets = reward + bootstrap * next_q.max(dim=1).values
+        for i in range(hp.gradient_steps):
+            sl = slice(i * size, (i + 1) * size)
             if hp.double:
-                # one forward for Q(s) and Q(s') (argmax of the online net, double DQN)
-                both = self.q(torch.cat([obs, next_obs]))
-                q_all, online_next = both[: len(obs)], both[len(obs):].detach()
-                next_v = next_q.gather(1, online_next.argmax(dim=1, keepdim=True)).squeeze(1)
+                with torch.no_grad():  # double DQN: the current online net picks the action
+                    best = self.q(next_obs[sl]).argmax(dim=1, keepdim=True)
+                    target = reward[sl] + bootstrap[sl] * next_q[sl].gather(1, best).squeeze(1)
             else:
-                q_all, next_v = self.q(obs), next_q.max(dim=1).values
-            target = reward + hp.gamma * (1.0 - terminal) * next_v
-            q = q_all.gather(1, action[:, None]).squeeze(1)
-            loss = F.smooth_l1_loss(q, target)
-            extra = penalty(self.q) if penalty is not None else None
-            if extra is not None:
-                loss = loss + extra
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            check_finite(loss, "dqn loss")
-            torch.nn.utils.clip_grad_norm_(self.q.parameters(), hp.max_grad_norm, foreach=True)
-            self.opt.step()
-            self.q.apply_masks()
+                target = targets[sl]
+            q = self.q(obs[sl]).gather(1, action[sl, None]).squeeze(1)
+            self._step(F.smooth_l1_loss(q, target), penalty)
+
+    def _step(self, loss: torch.Tensor, penalty: Penalty | None) -> None:
+        extra = penalty(self.q) if penalty is not None else None
+        if extra is not None:
+            loss = loss + extra
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        check_finite(loss, "dqn loss")
+        torch.nn.utils.clip_grad_norm_(self.q.parameters(), self.hp.max_grad_norm, foreach=True)
+        self.opt.step()
+        self.q.apply_masks()
 
     def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
         # Teacher's greedy action as the label, student's Q-values as logits (PoPS).
