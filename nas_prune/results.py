@@ -13,7 +13,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune import pareto
-from nas_prune.checkpoint import load_policy
+from nas_prune.checkpoint import load_policy, sha256_file
 from nas_prune.config import TrialConfig
 from nas_prune.dense import env_spec
 from nas_prune.evaluation import evaluate
@@ -115,6 +115,20 @@ def _yaml_to_dict(path: Path) -> dict[str, Any]:
     from nas_prune.config import load_yaml
 
     return load_yaml(path)
+
+
+def verify_checkpoints(rows: pd.DataFrame) -> None:
+    """Every row's saved policy must still match the SHA-256 recorded with its trial."""
+    for _, row in rows.iterrows():
+        sha, out = row.get("policy_sha256"), row.get("out_dir")
+        if not isinstance(sha, str) or not isinstance(out, str):
+            continue
+        path = Path(out) / "policy.safetensors"
+        if not path.is_file():
+            raise ValueError(f"trial {int(row['number'])}: checkpoint {path} is missing")
+        if sha256_file(path) != sha:
+            raise ValueError(f"trial {int(row['number'])}: checkpoint {path} does not match "
+                             f"its recorded SHA-256 (modified after the trial)")
 
 
 def with_reeval(rows: pd.DataFrame, store: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from nas_prune.results import (
     hypervolumes,
     reevaluate,
     trials_frame,
+    verify_checkpoints,
     with_reeval,
 )
 
@@ -48,6 +49,7 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
     done = complete(df)
     base_df = _baseline(storage, study_name)
     front, ret_col = front_of(done), "return_mean"
+    verify_checkpoints(front)
     k, episodes = info["reeval_seeds"], info["reeval_episodes"]
     if reeval and k > 0 and not front.empty:
         front = with_reeval(front, reevaluate(study, front, seeds=k, episodes=episodes))

@@ -127,3 +127,31 @@ def test_report_on_missing_study_is_one_line(tmp_path: Path) -> None:
                               "--study", "nope"])
     assert res.exit_code == 2
     assert "no study 'nope'" in res.output
+
+
+def test_report_after_resume_equals_report_before(finished: Path) -> None:
+    sw = load_sweep(finished)
+    before = (sw.out / "report" / "pareto.csv").read_text()
+    res = runner.invoke(app, ["sweep", str(finished)])  # resume: nothing left to run
+    assert res.exit_code == 0, res.output
+    assert len(load_study(sw.storage, sw.study).trials) == 4
+    assert (sw.out / "report" / "pareto.csv").read_text() == before
+
+
+def test_report_refuses_a_modified_front_checkpoint(finished: Path, tmp_path: Path) -> None:
+    import shutil
+
+    sw = load_sweep(finished)
+    front = pd.read_csv(sw.out / "report" / "pareto.csv")
+    path = Path(front.iloc[0]["out_dir"]) / "policy.safetensors"
+    backup = tmp_path / "backup"
+    shutil.copy(path, backup)
+    try:
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 0x01  # one bit of one weight
+        path.write_bytes(bytes(data))
+        res = runner.invoke(app, ["report", str(finished), "--out", str(tmp_path / "r")])
+        assert res.exit_code == 2
+        assert "SHA-256" in res.output
+    finally:
+        shutil.copy(backup, path)
