@@ -78,3 +78,41 @@ def test_ray_sweep_across_two_nodes(cluster: str, tmp_path: Path) -> None:
     for _, row in trials.iterrows():
         assert row["return_mean"] == pytest.approx(stored[row["number"]][0])
     assert (tmp_path / "out" / "report" / "report.html").stat().st_size > 1000
+
+
+def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    _ray()
+    write_yaml(tmp_path / "space.yaml", {
+        "method": "magnitude", "hidden": "8", "sparsity": {"low": 0.0, "high": 0.8},
+        "finetune_steps": 2048})
+    sweep = write_yaml(tmp_path / "sweep.yaml", {
+        "name": "rayresume", "agent": {"name": "ppo", "train_steps": 512,
+                                       "hyper": {"n_epochs": 2}},
+        "eval": {"episodes": 3}, "space": "space.yaml", "trials": 4, "backend": "ray",
+        "sampler": "random", "out": str(tmp_path / "out"), "reeval": {"seeds": 0},
+        "baseline": {"enabled": False}})
+    cmd = [sys.executable, "-m", "nas_prune", "sweep", str(sweep), "--max-concurrent", "1",
+           "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV,
+                            start_new_session=True)
+    journal = tmp_path / "out" / "study.journal"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # stop the driver once the first trial is recorded
+        if journal.exists() and any(t.state.name == "COMPLETE"
+                                    for t in load_study(str(journal), "rayresume").trials):
+            break
+        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    first = {t.user_attrs["ray_trial_id"] for t in load_study(str(journal), "rayresume").trials}
+    assert 1 <= len(first) < 4
+    again = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    trials = load_study(str(journal), "rayresume").trials
+    ids = [t.user_attrs["ray_trial_id"] for t in trials if t.state.name == "COMPLETE"]
+    assert len(ids) == len(set(ids)) == 4
+    assert first <= set(ids)  # restored: the finished trials were kept, not re-run
