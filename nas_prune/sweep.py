@@ -50,6 +50,25 @@ class BaselineConfig(Strict):
         return v
 
 
+class EarlyStopConfig(Strict):
+    """Multi-objective early stopping (Optuna backend): at each ``rungs`` fraction of the
+    fine-tune budget a trial is evaluated on ``episodes`` selection episodes; it stops
+    (state PRUNED, partial metrics kept) when at least ``min_dominators`` finished trials'
+    points at that rung dominate its (params_nonzero, return)."""
+
+    enabled: bool = False
+    rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5])
+    min_dominators: int = Field(default=3, ge=1)
+    episodes: int = Field(default=10, ge=1)
+
+    @field_validator("rungs")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < r < 1 for r in v) or v != sorted(v):
+            raise ValueError(f"early_stop.rungs: need increasing fractions in (0, 1), got {v}")
+        return v
+
+
 class FinetuneDefaults(Strict):
     """Distillation settings shared by every trial."""
 
@@ -78,6 +97,7 @@ class SweepConfig(Strict):
     threads: int = Field(default=1, ge=1)
     reeval: ReevalConfig = Field(default_factory=ReevalConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     reference_hidden: list[int] | None = None
     max_return: float | None = None
     return_floor: float = 0.0

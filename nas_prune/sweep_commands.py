@@ -61,8 +61,14 @@ class ProgressLine:
             ok = done[done["params_nonzero"] <= frac * self.ref] if not done.empty else done
             best.append(f"<={frac:.0%}:{ok['return_mean'].max():.0f}" if len(ok) else
                         f"<={frac:.0%}:-")
-        what = (f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
-                if trial.values else trial.user_attrs.get("fail_reason", "")[:80])
+        if trial.values:
+            what = f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
+        elif trial.state.name == "PRUNED":
+            what = (f"stopped at rung {trial.user_attrs.get('stopped_at_rung')} "
+                    f"(params={trial.user_attrs.get('params_nonzero')}, "
+                    f"return={trial.user_attrs.get('rung_return', float('nan')):.1f})")
+        else:
+            what = str(trial.user_attrs.get("fail_reason", ""))[:80]
         self.log(f"[{n}/{self.total}] trial {trial.number} {trial.state.name} {what} | "
                  f"front {len(front)} | best {' '.join(best)} | ETA {eta / 60:.1f} min")
 

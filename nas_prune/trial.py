@@ -17,7 +17,7 @@ from nas_prune.checkpoint import save_policy
 from nas_prune.config import TrialConfig, dump_yaml, layer_sparsity
 from nas_prune.dense import build_agent, env_spec, obtain_dense
 from nas_prune.envs import make_vec_env
-from nas_prune.evaluation import evaluate
+from nas_prune.evaluation import EvalResult, evaluate
 from nas_prune.finetune import selection_eval
 from nas_prune.networks import MLP, weights_hash
 from nas_prune.policy import Head, act
@@ -26,6 +26,7 @@ from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
+from nas_prune.rungs import Decide, EarlyStop, RungMonitor
 
 STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
 
@@ -41,7 +42,7 @@ class TrialResult:
 
 
 def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | None = None,
-              progress: Progress | None = None) -> TrialResult:
+              progress: Progress | None = None, rungs: Rungs | None = None) -> TrialResult:
     """Run one trial.
 
     Args:
@@ -49,6 +50,8 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
         cache_dir: where dense agents are cached (None: always train).
         out: if given, write metrics.json, the policy (safetensors + JSON) and config.yaml.
         progress: called with the fine-tuning agent's env-step count along the way.
+        rungs: early stopping: (fractions of the fine-tune budget, decide). A stop raises
+            ``TrialStopped`` carrying the partial metrics.
 
     Returns:
         The TrialResult; ``metrics`` holds the figures the report reads.
@@ -59,7 +62,6 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
     agent = build_agent(cfg, cfg.seed + 1)
     agent.load_state_tensors(dense.tensors)
     teacher = copy.deepcopy(agent.policy)
-    dense_size = count_dense(teacher.sizes)
     eval_seed = cfg.eval.seed if cfg.eval.seed is not None else cfg.seed
     dense_eval = evaluate(teacher, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                           seed=eval_seed)
@@ -67,42 +69,82 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
     method = method_cls(method_cls.Params(**cfg.pruning.method_params))
     plan = layer_sparsity(cfg)
     check_plan(agent.policy, plan, method_cls)
+    monitor = _monitor(cfg, agent, rungs, progress)
     run = ScheduleRun(
         method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
         ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
                          states=_visited_states(teacher, agent, cfg.seed)),
-        snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=progress,
+        snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent))
-    run_schedule(agent, run)
+    base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
+            "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
+            "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
+            "params_dense": count_dense(teacher.sizes), "dense_return_mean": dense_eval.mean,
+            "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
+            "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
+            "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
+    try:
+        run_schedule(agent, run)
+    except EarlyStop as stop:
+        raise TrialStopped(stop, {**base, **_partial(stop, agent, dense.env_steps, start)},
+                           ) from None
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=eval_seed)
-    c = count(policy)
-    metrics: dict[str, Any] = {
-        "env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
-        "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
-        "hidden": list(cfg.agent.hidden or []), "hidden_pruned": policy.hidden,
-        "layer_sparsity_plan": plan, "layer_sparsity": achieved,
-        "params_dense": dense_size, "params": c.params, "params_nonzero": c.params_nonzero,
-        "sparsity": 1.0 - c.params_nonzero / dense_size, "macs": c.macs,
-        "macs_nonzero": c.macs_nonzero,
-        "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
-        - count(agent.policy).params,
-        "return_mean": final.mean, "return_std": final.std, "return_iqm": final.iqm,
-        "returns": final.returns, "episodes": cfg.eval.episodes, "q_mean": final.q_mean,
-        "dense_return_mean": dense_eval.mean, "dense_return_std": dense_eval.std,
-        "dense_return_iqm": dense_eval.iqm, "dense_cached": dense.cached,
-        "dense_env_steps": dense.env_steps, "finetune_env_steps": agent.env_steps,
-        "env_steps": dense.env_steps + agent.env_steps, "eval_env_steps": final.env_steps,
-        "iterative_log": run.log, "weights_hash": weights_hash(policy),
-        "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s,
-        "wall_s": time.perf_counter() - start,
-    }
+    metrics = {**base, **_final_metrics(policy, final, base["params_dense"]),
+               "layer_sparsity": achieved, "iterative_log": run.log,
+               "rung_points": monitor.points if monitor else [],
+               "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
+               - count(agent.policy).params,
+               "finetune_env_steps": agent.env_steps,
+               "env_steps": dense.env_steps + agent.env_steps,
+               "wall_s": time.perf_counter() - start}
     result = TrialResult(cfg, metrics, policy, agent.head)
     if out is not None:
         write_trial(out, result)
     return result
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """Early-stopping rungs: fractions of the fine-tune budget and the stop decision."""
+
+    fractions: list[float]
+    decide: Decide
+    episodes: int = 10
+
+
+class TrialStopped(Exception):
+    """A trial stopped early at a rung; ``metrics`` holds what it measured so far."""
+
+    def __init__(self, stop: EarlyStop, metrics: dict[str, Any]) -> None:
+        super().__init__(str(stop))
+        self.metrics = metrics
+
+
+def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
+             progress: Progress | None) -> RungMonitor | None:
+    if rungs is None:
+        return None
+    return RungMonitor(agent, cfg.pruning.finetune.steps, rungs.fractions, rungs.decide,
+                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress)
+
+
+def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
+    return {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
+            "rung_return": stop.point[1], "finetune_env_steps": agent.env_steps,
+            "env_steps": dense_steps + agent.env_steps, "wall_s": time.perf_counter() - start}
+
+
+def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str, Any]:
+    c = count(policy)
+    return {"hidden_pruned": policy.hidden, "params": c.params,
+            "params_nonzero": c.params_nonzero, "sparsity": 1.0 - c.params_nonzero / dense_size,
+            "macs": c.macs, "macs_nonzero": c.macs_nonzero, "return_mean": final.mean,
+            "return_std": final.std, "return_iqm": final.iqm, "returns": final.returns,
+            "episodes": len(final.returns), "q_mean": final.q_mean,
+            "eval_env_steps": final.env_steps, "weights_hash": weights_hash(policy)}
 
 
 def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:

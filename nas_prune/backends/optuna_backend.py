@@ -8,15 +8,19 @@ import time
 import traceback
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import optuna
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune.backends.storage import create_study, is_local, lock_path, n_finished, repair_journal
+from nas_prune.rungs import dominated_count
 from nas_prune.space import suggest
 from nas_prune.sweep import Sweep
+
+if TYPE_CHECKING:
+    from nas_prune.trial import Rungs  # noqa: F401
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
 RETRY_OF = "retry_of"
@@ -54,7 +58,7 @@ def trial_dir(sweep: Sweep, number: int) -> Path:
 
 def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
     """The Optuna objective: (return_mean up, params_nonzero down); metrics as user attrs."""
-    from nas_prune.trial import run_trial
+    from nas_prune.trial import TrialStopped, run_trial
 
     def run(trial: optuna.Trial) -> tuple[float, float]:
         base = sweep.base()
@@ -66,12 +70,19 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
             trial.set_user_attr("config", cfg.model_dump(mode="json"))
             out = trial_dir(sweep, trial.number)
             trial.set_user_attr("out_dir", str(out.resolve()))
-            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out,
+                               rungs=_rungs(sweep, trial))
+        except TrialStopped as stop:
+            for key, value in stop.metrics.items():
+                trial.set_user_attr(key, value)
+            raise optuna.TrialPruned(str(stop)) from None
         except BaseException as exc:
             trial.set_user_attr("fail_reason", _reason(exc))
             raise
         for key, value in result.metrics.items():
             trial.set_user_attr(key, value)
+        for i, point in enumerate(result.metrics.get("rung_points", [])):
+            trial.set_user_attr(f"rung_{i}", list(point))
         values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
         if not all(math.isfinite(v) for v in values):
             trial.set_user_attr("fail_reason", f"non-finite objectives {values}")
@@ -79,6 +90,25 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
         return values
 
     return run
+
+
+def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
+    from nas_prune.trial import Rungs
+
+    es = sweep.config.early_stop
+    if not es.enabled:
+        return None
+    study = trial.study
+
+    def decide(rung: int, point: tuple[float, float]) -> bool:
+        trial.set_user_attr(f"rung_{rung}", list(point))
+        key = f"rung_{rung}"
+        done = study.get_trials(deepcopy=False,
+                                states=(TrialState.COMPLETE, TrialState.PRUNED))
+        others = [tuple(t.user_attrs[key]) for t in done if key in t.user_attrs]
+        return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
+
+    return Rungs(list(es.rungs), decide, es.episodes)
 
 
 def _reason(exc: BaseException) -> str:
@@ -118,6 +148,8 @@ def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int =
             return
         try:
             values = run(trial)
+        except optuna.TrialPruned:  # stopped early at a rung: counts toward the total
+            study.tell(trial, state=TrialState.PRUNED)
         except (KeyboardInterrupt, SystemExit):
             study.tell(trial, state=TrialState.FAIL)
             raise

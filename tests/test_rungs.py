@@ -1,0 +1,75 @@
+"""Multi-objective early stopping: the dominance rule, the trial-side monitor, a real sweep."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nas_prune import TrialConfig, run_trial
+from nas_prune.backends.storage import load_study
+from nas_prune.cli import app
+from nas_prune.config import parse
+from nas_prune.rungs import dominated_count
+from nas_prune.sweep import load_sweep
+from nas_prune.trial import Rungs, TrialStopped
+from tests.conftest import TINY_PPO, write_yaml
+
+
+@pytest.mark.parametrize("point, others, expected", [
+    ((100, 50.0), [], 0),
+    ((100, 50.0), [(100, 50.0)], 0),  # equal is not domination
+    ((100, 50.0), [(90, 50.0), (100, 60.0), (80, 70.0)], 3),
+    ((100, 50.0), [(110, 60.0), (90, 40.0)], 0),  # trade-offs
+])
+def test_dominated_count(point: tuple, others: list, expected: int) -> None:
+    assert dominated_count(point, others) == expected
+
+
+def _cfg() -> TrialConfig:
+    data = copy.deepcopy(TINY_PPO)
+    data["pruning"]["finetune"] = {"steps": 1024}
+    return parse(TrialConfig, data)
+
+
+def test_trial_reports_every_rung_when_not_stopped() -> None:
+    seen: list[int] = []
+    m = run_trial(_cfg(), rungs=Rungs([0.25, 0.5], lambda i, p: seen.append(i) or False)).metrics
+    assert seen == [0, 1] and len(m["rung_points"]) == 2
+    assert m["rung_points"][0][0] == m["params_nonzero"]  # one-shot: already at final size
+
+
+def test_stopped_trial_carries_partial_metrics() -> None:
+    full = run_trial(_cfg()).metrics
+    with pytest.raises(TrialStopped) as err:
+        run_trial(_cfg(), rungs=Rungs([0.25], lambda i, p: True))
+    part = err.value.metrics
+    assert part["stopped_at_rung"] == 0
+    assert part["finetune_env_steps"] < full["finetune_env_steps"]
+    assert "return_mean" not in part and part["params_nonzero"] == full["params_nonzero"]
+
+
+def test_sweep_with_early_stopping_prunes_dominated_trials(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "space.yaml", {
+        "method": {"choices": ["importance", "magnitude", "random"]}, "hidden": "16",
+        "sparsity": {"low": 0.0, "high": 0.9}, "finetune_steps": 1024})
+    sweep = write_yaml(tmp_path / "sweep.yaml", {
+        "name": "es", "agent": {"name": "ppo", "train_steps": 1024}, "eval": {"episodes": 3},
+        "space": "space.yaml", "trials": 8, "sampler": "random", "out": str(tmp_path / "o"),
+        "reeval": {"seeds": 0}, "baseline": {"enabled": False},
+        "early_stop": {"enabled": True, "rungs": [0.5], "min_dominators": 1, "episodes": 3}})
+    res = CliRunner().invoke(app, ["sweep", str(sweep)])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(sweep)
+    trials = load_study(sw.storage, sw.study).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 8
+    assert "PRUNED" in states
+    for t in trials:
+        if t.state.name == "PRUNED":  # the rule held when it stopped
+            earlier = [tuple(o.user_attrs["rung_0"]) for o in trials
+                       if o.number < t.number and o.state.name in ("COMPLETE", "PRUNED")]
+            assert dominated_count(tuple(t.user_attrs["rung_0"]), earlier) >= 1
+            assert t.user_attrs["env_steps"] < max(
+                o.user_attrs["env_steps"] for o in trials if o.state.name == "COMPLETE")
