@@ -30,9 +30,12 @@ def guarded(fn: Callable[[], T]) -> T:
 
 def _csv(text: str, cast: Callable[[str], T], field: str) -> list[T]:
     try:
-        return [cast(x) for x in text.split(",") if x.strip()]
+        values = [cast(x) for x in text.split(",") if x.strip()]
     except ValueError:
         fail(f"{field}: expected a comma-separated list of numbers, got {text!r}")
+    if not values:
+        fail(f"{field}: expected a comma-separated list of numbers, got {text!r}")
+    return values
 
 
 def _trial_overrides(**flags: Any) -> dict[str, Any]:

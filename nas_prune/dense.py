@@ -83,13 +83,17 @@ def _train_timed(cfg: TrialConfig, path: Path | None) -> Dense:
 def train_dense(cfg: TrialConfig) -> dict[str, torch.Tensor]:
     """Train the dense agent; with snapshots on, return the best selection-scored state."""
     agent = build_agent(cfg, cfg.seed)
-    keeper = SnapshotKeeper(cfg.agent.snapshot, agent, cfg.seed, get_state=agent.state_tensors)
-    agent.train(cfg.agent.train_steps, progress=keeper)
-    if cfg.agent.snapshot.every_steps:
-        keeper.check()
-        assert keeper.best is not None
-        return keeper.best[1]
-    return agent.state_tensors()
+    try:
+        keeper = SnapshotKeeper(cfg.agent.snapshot, agent, cfg.seed,
+                                get_state=agent.state_tensors)
+        agent.train(cfg.agent.train_steps, progress=keeper)
+        if cfg.agent.snapshot.every_steps:
+            keeper.check()
+            assert keeper.best is not None
+            return keeper.best[1]
+        return agent.state_tensors()
+    finally:
+        agent.close()
 
 
 def _dump(model: BaseModel) -> object:

@@ -17,8 +17,9 @@ def _entry_class(env_id: str) -> Callable[..., gym.Env]:
     except ImportError as exc:
         raise ValueError(f"env.id: cannot import module {module_name!r} ({exc})") from None
     cls = getattr(module, cls_name, None)
-    if cls is None or not callable(cls):
-        raise ValueError(f"env.id: module {module_name!r} has no class {cls_name!r}")
+    # only gymnasium Env classes: an entry point must not name an arbitrary callable
+    if not (isinstance(cls, type) and issubclass(cls, gym.Env)):
+        raise ValueError(f"env.id: {module_name}:{cls_name} is not a gymnasium.Env class")
     return cls  # type: ignore[no-any-return]
 
 
@@ -47,7 +48,13 @@ def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
             env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
     except TypeError as exc:
         raise ValueError(f"env.kwargs: {exc}") from None
-    check_spaces(env.observation_space, env.action_space)
+    except gym.error.Error as exc:  # e.g. DependencyNotInstalled (box2d)
+        raise ValueError(f"env.id: {env_id}: {exc}") from None
+    try:
+        check_spaces(env.observation_space, env.action_space)
+    except ValueError:
+        env.close()
+        raise
     return env
 
 
@@ -55,15 +62,25 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
                  max_episode_steps: int | None = None) -> VectorEnv:
     """A vector env: gymnasium's native vector implementation where the id has one."""
     kwargs = dict(kwargs or {})
-    if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
-        if max_episode_steps is not None:
-            kwargs["max_episode_steps"] = max_episode_steps
-        vec = gym.make_vec(env_id, num_envs=num_envs,
-                           vectorization_mode="vector_entry_point", **kwargs)
-    else:
-        fns = [lambda: make_env(env_id, kwargs, max_episode_steps=max_episode_steps)] * num_envs
-        vec = SyncVectorEnv(fns)
-    check_spaces(vec.single_observation_space, vec.single_action_space)
+    try:
+        if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
+            if max_episode_steps is not None:
+                kwargs["max_episode_steps"] = max_episode_steps
+            vec = gym.make_vec(env_id, num_envs=num_envs,
+                               vectorization_mode="vector_entry_point", **kwargs)
+        else:
+            fns = [lambda: make_env(env_id, kwargs,
+                                    max_episode_steps=max_episode_steps)] * num_envs
+            vec = SyncVectorEnv(fns)
+    except TypeError as exc:
+        raise ValueError(f"env.kwargs: {exc}") from None
+    except gym.error.Error as exc:
+        raise ValueError(f"env.id: {env_id}: {exc}") from None
+    try:
+        check_spaces(vec.single_observation_space, vec.single_action_space)
+    except ValueError:
+        vec.close()
+        raise
     return vec
 
 

@@ -12,6 +12,7 @@ from nas_prune.networks import MLP
 from nas_prune.pareto import iqm
 from nas_prune.policy import Head, act
 
+MAX_EVAL_STEPS = 100_000  # per episode: an env without a time limit must not hang a sweep
 ActFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
 
 
@@ -84,6 +85,9 @@ def _run_batch(vec: Any, policy: ActFn, seed: int,
     qs: list[np.ndarray] = []
     steps = 0
     while not done.all():
+        if steps > MAX_EVAL_STEPS * n:
+            raise ValueError(f"env.max_episode_steps: evaluation episodes did not end after "
+                             f"{MAX_EVAL_STEPS} steps; set a time limit")
         action, q = policy(obs)
         if q is not None:
             qs.append(q[~done])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config import (
     AgentConfig,
@@ -18,6 +18,7 @@ from nas_prune.config import (
     load_yaml,
     parse,
 )
+from nas_prune.pruning import methods
 from nas_prune.pruning.counting import count_dense
 from nas_prune.space import SearchSpace, check_method_params, hidden_choices
 
@@ -41,6 +42,12 @@ class BaselineConfig(Strict):
     sparsities: list[float] = Field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98])
     finetune_mode: Literal["rl", "distill"] = "rl"
     finetune_steps: int | None = Field(default=None, ge=0)  # None: the space's largest
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        methods.get(v)
+        return v
 
     @field_validator("sparsities")
     @classmethod
@@ -101,6 +108,13 @@ class SweepConfig(Strict):
     reference_hidden: list[int] | None = None
     max_return: float | None = None
     return_floor: float = 0.0
+
+    @model_validator(mode="after")
+    def _early_stop_backend(self) -> SweepConfig:
+        if self.early_stop.enabled and self.backend != "optuna":
+            raise ValueError("early_stop.enabled: multi-objective early stopping runs on the "
+                             "optuna backend only; allowed backends: optuna")
+        return self
 
     @field_validator("name", "study")
     @classmethod

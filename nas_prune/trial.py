@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from nas_prune.agents.base import Agent, Progress
-from nas_prune.checkpoint import save_policy
+from nas_prune.checkpoint import CheckpointError, save_policy
 from nas_prune.config import TrialConfig, dump_yaml, layer_sparsity
-from nas_prune.dense import build_agent, env_spec, obtain_dense
+from nas_prune.dense import Dense, build_agent, env_spec, obtain_dense
 from nas_prune.envs import make_vec_env
 from nas_prune.evaluation import EvalResult, evaluate
 from nas_prune.finetune import selection_eval
@@ -60,7 +60,20 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
     start = time.perf_counter()
     dense = obtain_dense(cfg, cache_dir)
     agent = build_agent(cfg, cfg.seed + 1)
-    agent.load_state_tensors(dense.tensors)
+    try:
+        return _run(cfg, agent, dense, start=start, out=out, progress=progress, rungs=rungs)
+    finally:
+        agent.close()
+
+
+def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Path | None,
+         progress: Progress | None, rungs: Rungs | None) -> TrialResult:
+    try:
+        agent.load_state_tensors(dense.tensors)
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"dense_checkpoint: does not fit agent {cfg.agent.name} with "
+                              f"hidden {cfg.agent.hidden} ({str(exc)[:120]})") from None
+    agent.begin_finetune()
     teacher = copy.deepcopy(agent.policy)
     eval_seed = cfg.eval.seed if cfg.eval.seed is not None else cfg.seed
     dense_eval = evaluate(teacher, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
@@ -158,11 +171,13 @@ def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
     vec = make_vec_env(env.id, STATE_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
     obs, _ = vec.reset(seed=seed)
     states = []
-    for _ in range(STATE_STEPS):
-        states.append(obs)
-        action, _ = act(net, agent.head, obs)
-        obs, *_ = vec.step(action)
-    vec.close()
+    try:
+        for _ in range(STATE_STEPS):
+            states.append(obs)
+            action, _ = act(net, agent.head, obs)
+            obs, *_ = vec.step(action)
+    finally:
+        vec.close()
     return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
 
 

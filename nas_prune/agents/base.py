@@ -60,6 +60,13 @@ class Agent:
         """How ``policy``'s output becomes an action."""
         raise NotImplementedError
 
+    def begin_finetune(self) -> None:
+        """Switch schedules (exploration, learning rate) to their end values: the agent
+        continues from trained weights rather than starting to learn."""
+
+    def close(self) -> None:
+        """Release the agent's envs."""
+
     def set_policy(self, net: MLP) -> None:
         """Replace the policy (after surgery or a snapshot restore); resets its optimizer."""
         raise NotImplementedError

@@ -98,6 +98,7 @@ class DQNAgent(Agent):
         self.set_policy(MLP([n_obs, *spec.hidden, n_act], spec.activation))
         self.buffer = ReplayBuffer(self.hp.buffer_size, n_obs)
         self._obs, _ = self.env.reset(seed=spec.seed)
+        self._finetuning = False
 
     @property
     def policy(self) -> MLP:
@@ -112,8 +113,16 @@ class DQNAgent(Agent):
         self.target = copy.deepcopy(net)
         self.opt = torch.optim.Adam(net.parameters(), lr=self.hp.lr, fused=True)
 
+    def begin_finetune(self) -> None:
+        self._finetuning = True
+
+    def close(self) -> None:
+        self.env.close()
+
     def _epsilon(self) -> float:
         hp = self.hp
+        if self._finetuning:
+            return hp.exploration_final_eps
         frac = min(1.0, self.env_steps / (hp.exploration_fraction * self.spec.train_steps))
         return hp.exploration_initial_eps + frac * (hp.exploration_final_eps
                                                     - hp.exploration_initial_eps)
@@ -122,7 +131,7 @@ class DQNAgent(Agent):
         if self.rng.random() < self._epsilon():
             return int(self.env.action_space.sample())
         with torch.inference_mode():
-            return int(self.q(torch.as_tensor(obs)).argmax())
+            return int(self.q(torch.as_tensor(obs, dtype=torch.float32)).argmax())
 
     def train(self, steps: int, *, penalty: Penalty | None = None,
               progress: Progress | None = None) -> None:

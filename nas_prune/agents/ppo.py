@@ -68,6 +68,9 @@ class PPOAgent(Agent):
         self._obs, _ = self.vec.reset(seed=spec.seed)
         self._resetting = np.zeros(self.hp.n_envs, dtype=bool)
 
+    def close(self) -> None:
+        self.vec.close()
+
     @property
     def policy(self) -> MLP:
         return self.actor

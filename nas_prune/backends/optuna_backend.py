@@ -63,8 +63,8 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
     def run(trial: optuna.Trial) -> tuple[float, float]:
         base = sweep.base()
         seeds = sweep.config.seeds
-        if len(seeds) > 1:
-            base["seed"] = trial.suggest_categorical("seed", seeds)
+        # seeds rotate by trial number; a sampled seed would let the search favour lucky ones
+        base["seed"] = seeds[trial.number % len(seeds)]
         try:
             cfg = suggest(trial, sweep.space, base)
             trial.set_user_attr("config", cfg.model_dump(mode="json"))
@@ -83,6 +83,8 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
             trial.set_user_attr(key, value)
         for i, point in enumerate(result.metrics.get("rung_points", [])):
             trial.set_user_attr(f"rung_{i}", list(point))
+        if result.metrics.get("rung_points"):
+            trial.set_user_attr("rung_schedule", str(trial.params.get("schedule", "fixed")))
         values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
         if not all(math.isfinite(v) for v in values):
             trial.set_user_attr("fail_reason", f"non-finite objectives {values}")
@@ -100,12 +102,17 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
         return None
     study = trial.study
 
+    schedule = str(trial.params.get("schedule", "fixed"))
+
     def decide(rung: int, point: tuple[float, float]) -> bool:
-        trial.set_user_attr(f"rung_{rung}", list(point))
+        # compared within one schedule: a gradual trial is not yet at its final size
         key = f"rung_{rung}"
+        trial.set_user_attr(key, list(point))
+        trial.set_user_attr("rung_schedule", schedule)
         done = study.get_trials(deepcopy=False,
                                 states=(TrialState.COMPLETE, TrialState.PRUNED))
-        others = [tuple(t.user_attrs[key]) for t in done if key in t.user_attrs]
+        others = [tuple(t.user_attrs[key]) for t in done if key in t.user_attrs
+                  and t.user_attrs.get("rung_schedule") == schedule]
         return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
 
     return Rungs(list(es.rungs), decide, es.episodes)
@@ -217,6 +224,9 @@ def _watch(study: optuna.Study, procs: list[Any], callbacks: list[Callback]) -> 
         time.sleep(1.0)
     for p in procs:
         p.join()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} sweep worker(s) exited with codes {failed}")
 
 
 def _worker_main(sweep: Sweep, trials: int, index: int) -> None:
@@ -242,7 +252,9 @@ def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = 
     total = trials or sweep.config.trials
     repair_journal(sweep.storage)
     study = open_sweep_study(sweep, total)
-    stale = recover_stale(study)
+    # Only a local storage's owner knows no other process is running its trials; on a
+    # server storage, RUNNING trials may belong to live workers on other machines.
+    stale = recover_stale(study) if is_local(sweep.storage) else []
     for _ in range(3):
         before = n_finished(study)
         run_workers(sweep, total, workers or sweep.config.workers, callbacks)

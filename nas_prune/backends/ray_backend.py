@@ -35,11 +35,13 @@ class DefineByRun:
 
     def __init__(self, sweep: Sweep) -> None:
         self.sweep = sweep
+        self.drawn = 0  # seeds rotate by draw order (saved with the searcher's state)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         base = self.sweep.base()
-        if len(self.sweep.config.seeds) > 1:
-            base["seed"] = trial.suggest_categorical("seed", self.sweep.config.seeds)
+        seeds = self.sweep.config.seeds
+        base["seed"] = seeds[self.drawn % len(seeds)]
+        self.drawn += 1
         cfg = suggest(trial, self.sweep.space, base)
         return {"trial_config": json.dumps(cfg.model_dump(mode="json"))}
 

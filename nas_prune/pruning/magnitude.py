@@ -30,7 +30,9 @@ class GlobalMagnitudePruning(PruningMethod):
     global_plan = True
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        weights = [layer.weight.detach().abs().flatten() for layer in net.layers]
+        weights = [layer.weight.detach().abs().flatten().clone() for layer in net.layers]
+        for w in weights:  # each layer keeps its largest weight: no layer is emptied
+            w[w.argmax()] = float("inf")
         olds = [
             torch.ones_like(w) if m is None else m.flatten()
             for w, m in zip(weights, net.weight_masks)

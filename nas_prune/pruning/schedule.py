@@ -84,7 +84,8 @@ def _iterative_step(agent: Agent, run: ScheduleRun, targets: list[float], steps:
     _prune_and_tune(agent, run, targets, steps, last=False)
     score = selection_eval(agent.policy, agent, run.snapshot.episodes, run.seed).mean
     run.log.append({"step": float(k), "return": score})
-    if score >= run.cfg.tolerance * run.dense_selection_return:
+    dense = run.dense_selection_return
+    if score >= dense - (1.0 - run.cfg.tolerance) * abs(dense):  # also right for returns < 0
         return True
     agent.set_policy(before)
     return False

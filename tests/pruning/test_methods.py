@@ -108,9 +108,11 @@ def test_global_magnitude_uses_one_threshold() -> None:
     small = [[0.1, -0.2, 0.3], [0.4, -0.5, 0.6]]
     net = hand_net([2, 3, 2], [big, small])
     GlobalMagnitudePruning().prune(net, [0.5, 0.5], ctx())
-    # 6 of 12 weights go, all from the layer of small weights.
-    assert wmask(net, 0).sum().item() == 6
-    assert wmask(net, 1).sum().item() == 0
+    # 6 of 12 weights go: five from the layer of small weights, which keeps its largest
+    # (no layer is ever emptied), then the smallest of the big layer.
+    assert wmask(net, 0).sum().item() == 5
+    assert wmask(net, 1).tolist() == [[0, 0, 0], [0, 0, 1]]
+    assert wmask(net, 0).tolist() == [[0, 1], [1, 1], [1, 1]]
     per_layer = hand_net([2, 3, 2], [big, small])
     MagnitudePruning().prune(per_layer, [0.5, 0.5], ctx())
     assert wmask(per_layer, 0).sum().item() == 3  # per-layer would split it evenly
