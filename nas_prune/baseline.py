@@ -57,7 +57,15 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
         if round(s, 6) in done:
             continue
         out = sweep.out / "baseline" / f"sparsity-{s:.4f}"
-        result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+        try:
+            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+        except (ValueError, FloatingPointError, RuntimeError) as exc:  # recorded, go on
+            study.add_trial(create_trial(
+                state=TrialState.FAIL, params={"sparsity": s},
+                distributions={"sparsity": FloatDistribution(0.0, 1.0)},
+                user_attrs={"fail_reason": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+            log(f"baseline sparsity={s:.3f}: FAIL ({exc})")
+            continue
         m = result.metrics
         attrs = {**m, "config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
         study.add_trial(create_trial(

@@ -91,4 +91,10 @@ def _read_spec(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint: {path} is not valid JSON ({exc})") from None
     if not isinstance(spec, dict) or spec.get("type") != "mlp" or "sizes" not in spec:
         raise CheckpointError(f"checkpoint: {path} is not an MLP policy spec")
+    sizes, head = spec.get("sizes"), spec.get("head")
+    if (not isinstance(sizes, list) or len(sizes) < 2
+            or not all(isinstance(x, int) and x > 0 for x in sizes)
+            or not isinstance(spec.get("activation"), str) or not isinstance(head, dict)):
+        raise CheckpointError(f"checkpoint: {path} needs sizes (positive ints), activation "
+                              f"and head")
     return spec

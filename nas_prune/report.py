@@ -223,13 +223,22 @@ def _visible(columns: Sequence[tuple[str, str]], front: pd.DataFrame) -> list[tu
             if key not in _OPTIONAL or _has_values(front, _OPTIONAL[key])]
 
 
+def _front_y(front: pd.DataFrame) -> str:
+    """The return column the front was chosen on: re-evaluated means when present (the
+    same choice as ``nas-prune best``), else the trials' own means."""
+    return "reeval_mean" if _has_values(front, ["reeval_mean"]) else "return_mean"
+
+
 def _knee(front: pd.DataFrame) -> Row | None:
     """The front's knee row (pareto.knee_index), or None without plottable points."""
     points = _plottable(front)
     if points.empty:
         return None
-    i = knee_index(_numbers(points, "params_nonzero"), _numbers(points, "return_mean"))
-    return dict(points.iloc[i])
+    y = _front_y(front)
+    i = knee_index(_numbers(points, "params_nonzero"), _numbers(points, y))
+    row = dict(points.iloc[i])
+    row["knee_y"] = row[y]
+    return row
 
 
 def _reeval_points(front: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
@@ -421,7 +430,7 @@ def _figure(data: ReportData) -> PlotlyFigure:
     knee = _knee(data.front)
     if knee is not None:  # annotations on a log axis take x as log10
         fig.add_annotation(x=math.log10(_num(knee["params_nonzero"])),
-                           y=_num(knee["return_mean"]), text="knee", arrowhead=2, ax=-30, ay=30)
+                           y=_num(knee["knee_y"]), text="knee", arrowhead=2, ax=-30, ay=30)
     fig.update_layout(template="plotly_white", height=560, margin={"t": 40},
                       xaxis={"type": "log", "title": {"text": X_LABEL}},
                       yaxis={"title": {"text": Y_LABEL}},
@@ -460,7 +469,7 @@ def _draw(ax: Axes, data: ReportData) -> None:
         ax.scatter(_numbers(dense, "params_nonzero"), _numbers(dense, "return_mean"),
                    marker="*", s=180, color=_COLORS["dense"], zorder=4, label="dense reference")
     if len(front):
-        x, y = _numbers(front, "params_nonzero"), _numbers(front, "return_mean")
+        x, y = _numbers(front, "params_nonzero"), _numbers(front, _front_y(front))
         ax.step(x, y, where="post", color=_COLORS["front"], lw=1.5)
         ax.scatter(x, y, s=40, color=_COLORS["front"], zorder=3, label="Pareto front")
     found = _reeval_points(data.front)
@@ -470,7 +479,7 @@ def _draw(ax: Axes, data: ReportData) -> None:
                     ms=4, mfc="white", color=_COLORS["reeval"], capsize=3, zorder=5, label=label)
     knee = _knee(data.front)
     if knee is not None:
-        ax.annotate("knee", (_num(knee["params_nonzero"]), _num(knee["return_mean"])),
+        ax.annotate("knee", (_num(knee["params_nonzero"]), _num(knee["knee_y"])),
                     xytext=(-30, 18), textcoords="offset points", fontsize=8,
                     arrowprops={"arrowstyle": "->", "color": "#444"})
     ax.set(xscale="log", xlabel=X_LABEL, ylabel=Y_LABEL)

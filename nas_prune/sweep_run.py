@@ -40,6 +40,11 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
         raise ValueError(f"--trials: must be >= 1, got {trials}")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers: must be >= 1, got {workers}")
+    chosen = backend or sw.config.backend
+    if chosen not in BACKENDS:
+        raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
+    if chosen != "optuna" and sw.config.early_stop.enabled:
+        raise ValueError("--backend: early_stop runs on the optuna backend only")
     prepare(sw)
     total = trials or sw.config.trials
     cut = repair_journal(sw.storage)
@@ -50,9 +55,6 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     info = st.user_attrs["sweep"]
     print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
-    chosen = backend or sw.config.backend
-    if chosen not in BACKENDS:
-        raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
     try:
         if chosen == "ray":
             from nas_prune.backends.ray_backend import run_ray
@@ -87,7 +89,10 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    if trials is not None and trials < 1:
+        raise ValueError(f"--trials: must be >= 1, got {trials}")
     prepare(sw)
+    signal.signal(signal.SIGTERM, _interrupt)  # the running trial is told FAIL, not left
     total = trials or sw.config.trials
     st = open_sweep_study(sw, total)  # the first worker creates the study, others join it
     record_info(st, sw, overwrite=False)
