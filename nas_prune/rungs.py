@@ -42,6 +42,7 @@ class RungMonitor:
     seed: int = 0
     then: Progress | None = None
     points: list[RungPoint] = field(default_factory=list)
+    eval_steps: int = 0  # env steps spent on rung evaluations
 
     def __post_init__(self) -> None:
         self.start = self.agent.env_steps
@@ -55,8 +56,9 @@ class RungMonitor:
         if env_steps - self.start < self.fractions[i] * self.total_steps:
             return
         net = self.agent.policy
-        ret = selection_eval(net, self.agent, self.episodes, self.seed).mean
-        point = (float(count(net).params_nonzero), ret)
+        res = selection_eval(net, self.agent, self.episodes, self.seed)
+        self.eval_steps += res.env_steps
+        point = (float(count(net).params_nonzero), res.mean)
         self.points.append(point)
         if self.decide(i, point):
             raise EarlyStop(i, point)

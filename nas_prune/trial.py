@@ -99,8 +99,9 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     try:
         run_schedule(agent, run)
     except EarlyStop as stop:
-        raise TrialStopped(stop, {**base, **_partial(stop, agent, dense.env_steps, start)},
-                           ) from None
+        partial = _partial(stop, agent, dense.env_steps, start)
+        partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
+        raise TrialStopped(stop, {**base, **partial}) from None
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
@@ -108,6 +109,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     metrics = {**base, **_final_metrics(policy, final, base["params_dense"]),
                "layer_sparsity": achieved, "iterative_log": run.log,
                "rung_points": monitor.points if monitor else [],
+               "rung_env_steps": monitor.eval_steps if monitor else 0,
                "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
                - count(agent.policy).params,
                "finetune_env_steps": agent.env_steps,

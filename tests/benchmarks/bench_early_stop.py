@@ -1,0 +1,86 @@
+"""Multi-objective early stopping: the same sweep with and without it, over several sampler
+seeds: total env steps (fine-tuning plus rung evaluations; the shared dense agent is
+trained once beforehand and not counted) and the hypervolume of the front of COMPLETE
+trials (normalised, log10 params, the sweep's reference point).
+
+    python -m tests.benchmarks.bench_early_stop [--sweep sweeps/cartpole_quick.yaml]
+        [--seeds 3] [--trials 20] [--min-dominators 3]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nas_prune.backends.optuna_backend import open_sweep_study, run_sweep
+from nas_prune.backends.storage import load_study
+from nas_prune.results import complete, front_of, hypervolumes, trials_frame
+from nas_prune.sweep import load_sweep
+from nas_prune.sweep_commands import prepare, record_info
+
+
+def _variant(src: Path, tmp: Path, *, name: str, seed: int, trials: int, early: bool,
+             min_dom: int) -> Path:
+    data = yaml.safe_load(src.read_text())
+    data.update(name=name, sampler_seed=seed, trials=trials, out=str(tmp / name),
+                reeval={"seeds": 0}, baseline={"enabled": False},
+                early_stop={"enabled": early, "rungs": [0.25, 0.5],
+                            "min_dominators": min_dom, "episodes": 10})
+    data["space"] = str((src.parent / data["space"]).resolve())
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(path: Path, dense: Path | None) -> tuple[float, float, int]:
+    sw = load_sweep(path)
+    if dense is not None:
+        shutil.copytree(dense, sw.out / "dense")
+    prepare(sw)
+    record_info(open_sweep_study(sw, sw.config.trials), sw)
+    run_sweep(sw)
+    study = load_study(sw.storage, sw.study)
+    df = trials_frame(study)
+    steps = float(df["finetune_env_steps"].fillna(0).sum()
+                  + df.get("rung_env_steps", 0).fillna(0).sum())
+    hv = hypervolumes(front_of(complete(df)), df.iloc[0:0], {
+        **study.user_attrs["sweep"], "max_return": sw.config.max_return or 500.0},
+        "return_mean")["searched"]
+    return steps, hv, int((df["state"] == "PRUNED").sum())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sweep", type=Path, default=Path("sweeps/cartpole_quick.yaml"))
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--min-dominators", type=int, default=3)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nas_prune_es_"))
+    rows = []
+    dense: Path | None = None
+    for seed in range(args.seeds):
+        for early in (False, True):
+            name = f"{'es' if early else 'full'}-s{seed}"
+            path = _variant(args.sweep, tmp, name=name, seed=seed, trials=args.trials,
+                            early=early, min_dom=args.min_dominators)
+            steps, hv, pruned = _run(path, dense)
+            dense = dense or (tmp / name / "dense")
+            rows.append((seed, early, steps, hv, pruned))
+            print(f"seed {seed} early_stop={early!s:5s} env_steps={steps:12,.0f} "
+                  f"hypervolume={hv:.4f} stopped={pruned}", flush=True)
+    full = np.array([(r[2], r[3]) for r in rows if not r[1]])
+    es = np.array([(r[2], r[3]) for r in rows if r[1]])
+    print(f"\nmean over {args.seeds} sweep seeds: env steps {es[:, 0].mean():,.0f} vs "
+          f"{full[:, 0].mean():,.0f} ({1 - es[:, 0].mean() / full[:, 0].mean():.1%} fewer); "
+          f"hypervolume {es[:, 1].mean():.4f} vs {full[:, 1].mean():.4f} "
+          f"({es[:, 1].mean() / full[:, 1].mean() - 1:+.1%})")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
