@@ -41,13 +41,14 @@ def main() -> None:
     ap.add_argument("--agent", default="ppo")
     ap.add_argument("--widths", default="64,128,256,512,1024")
     ap.add_argument("--steps", default="10000,20000,40000,80000")
+    ap.add_argument("--width-steps", type=int, default=10_000, help="dense steps per width")
     args = ap.parse_args()
     print(f"{args.agent} on CartPole-v1, importance 90% gradual + distill; 1 torch thread")
     print(f"{'width':>6s} {'train':>7s} {'finetune':>8s} {'params':>8s} {'dense_s':>8s} "
           f"{'trial_s':>8s} {'rss_MiB':>8s}")
     for w in [int(x) for x in args.widths.split(",")]:
-        r = run(config(args.agent, w, 20_000, 8_192))
-        print(f"{w:6d} {20_000:7d} {8_192:8d} {r['params_dense']:8d} {r['dense_wall_s']:8.1f} "
+        r = run(config(args.agent, w, args.width_steps, 8_192))
+        print(f"{w:6d} {args.width_steps:7d} {8_192:8d} {r['params_dense']:8d} {r['dense_wall_s']:8.1f} "
               f"{r['wall_s']:8.1f} {r['rss_mib']:8.0f}", flush=True)
     for steps in [int(x) for x in args.steps.split(",")]:
         r = run(config(args.agent, 64, steps, steps // 2))
