@@ -137,8 +137,10 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
                                 sampler=make_sampler(c.sampler, c.sampler_seed, trials))
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(num_samples=trials, search_alg=ConcurrencyLimiter(
-                searcher, max_concurrent=max_concurrent)),
+            # reuse_actors: one worker process runs many trials (no torch import per trial)
+            tune_config=tune.TuneConfig(num_samples=trials, reuse_actors=True,
+                                        search_alg=ConcurrencyLimiter(
+                                            searcher, max_concurrent=max_concurrent)),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage_path, callbacks=[_callback(sweep)],
                 failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0))
