@@ -75,8 +75,9 @@ def main() -> None:
                   f"hypervolume={hv:.4f} stopped={pruned}", flush=True)
     full = np.array([(r[2], r[3]) for r in rows if not r[1]])
     es = np.array([(r[2], r[3]) for r in rows if r[1]])
+    change = es[:, 0].mean() / full[:, 0].mean() - 1
     print(f"\nmean over {args.seeds} sweep seeds: env steps {es[:, 0].mean():,.0f} vs "
-          f"{full[:, 0].mean():,.0f} ({1 - es[:, 0].mean() / full[:, 0].mean():.1%} fewer); "
+          f"{full[:, 0].mean():,.0f} ({abs(change):.1%} {'more' if change > 0 else 'fewer'}); "
           f"hypervolume {es[:, 1].mean():.4f} vs {full[:, 1].mean():.4f} "
           f"({es[:, 1].mean() / full[:, 1].mean() - 1:+.1%})")
     shutil.rmtree(tmp, ignore_errors=True)
