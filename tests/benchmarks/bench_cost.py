@@ -48,7 +48,8 @@ def main() -> None:
           f"{'trial_s':>8s} {'rss_MiB':>8s}")
     for w in [int(x) for x in args.widths.split(",")]:
         r = run(config(args.agent, w, args.width_steps, 8_192))
-        print(f"{w:6d} {args.width_steps:7d} {8_192:8d} {r['params_dense']:8d} {r['dense_wall_s']:8.1f} "
+        print(f"{w:6d} {args.width_steps:7d} {8_192:8d} {r['params_dense']:8d} "
+              f"{r['dense_wall_s']:8.1f} "
               f"{r['wall_s']:8.1f} {r['rss_mib']:8.0f}", flush=True)
     for steps in [int(x) for x in args.steps.split(",")]:
         r = run(config(args.agent, 64, steps, steps // 2))
