@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -39,30 +40,21 @@ def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
              max_episode_steps: int | None = None) -> gym.Env:
     """Create one env from a gymnasium id or a ``package.module:ClassName`` entry point."""
     kwargs = dict(kwargs or {})
-    try:
+    with _env_errors(env_id):
         if ":" in env_id:
             env = _entry_class(env_id)(**kwargs)
             if max_episode_steps is not None:
                 env = TimeLimit(env, max_episode_steps)
         else:
             env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"env.kwargs: {exc}") from None
-    except gym.error.Error as exc:  # e.g. DependencyNotInstalled (box2d)
-        raise ValueError(f"env.id: {env_id}: {exc}") from None
-    try:
-        check_spaces(env.observation_space, env.action_space)
-    except ValueError:
-        env.close()
-        raise
-    return env
+    return _checked(env, env.observation_space, env.action_space)
 
 
 def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
                  max_episode_steps: int | None = None) -> VectorEnv:
     """A vector env: gymnasium's native vector implementation where the id has one."""
     kwargs = dict(kwargs or {})
-    try:
+    with _env_errors(env_id):
         if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
@@ -72,16 +64,30 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
             fns = [lambda: make_env(env_id, kwargs,
                                     max_episode_steps=max_episode_steps)] * num_envs
             vec = SyncVectorEnv(fns)
+    return _checked(vec, vec.single_observation_space, vec.single_action_space)
+
+
+@contextmanager
+def _env_errors(env_id: str) -> Iterator[None]:
+    # bad kwargs and gymnasium's own errors (e.g. DependencyNotInstalled) become one line
+    try:
+        yield
     except TypeError as exc:
         raise ValueError(f"env.kwargs: {exc}") from None
     except gym.error.Error as exc:
         raise ValueError(f"env.id: {env_id}: {exc}") from None
+
+
+E = TypeVar("E", gym.Env, VectorEnv)
+
+
+def _checked(env: E, obs: gym.Space, act: gym.Space) -> E:
     try:
-        check_spaces(vec.single_observation_space, vec.single_action_space)
+        check_spaces(obs, act)
     except ValueError:
-        vec.close()
+        env.close()
         raise
-    return vec
+    return env
 
 
 def check_spaces(obs: gym.Space, act: gym.Space) -> None:
