@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nas_prune.agents.base import Agent, Penalty, Progress
+from nas_prune.agents.base import Agent, Penalty, Progress, masked_step
 from nas_prune.config import FinetuneConfig, SnapshotConfig
 from nas_prune.envs import make_vec_env
 from nas_prune.evaluation import EvalResult, evaluate
@@ -108,13 +108,5 @@ def _distill_round(agent: Agent, student: MLP, teacher: MLP, data: torch.Tensor,
         batch = data[idx]
         with torch.no_grad():
             target = teacher(batch)
-        loss = agent.distill_loss(student(batch), target)
-        extra = penalty(student) if penalty is not None else None
-        if extra is not None:
-            loss = loss + extra
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"distillation loss became {loss.item()}")
-        opt.step()
-        student.apply_masks()
+        masked_step(opt, agent.distill_loss(student(batch), target), student,
+                    what="distillation loss", penalty=penalty)

@@ -98,6 +98,24 @@ def check_finite(loss: torch.Tensor, what: str) -> None:
         raise FloatingPointError(f"{what} became {loss.item()}")
 
 
+def masked_step(opt: torch.optim.Optimizer, loss: torch.Tensor, net: MLP, *, what: str,
+                penalty: Penalty | None = None, max_grad_norm: float | None = None) -> None:
+    """One optimizer step that keeps ``net``'s pruned weights at exactly zero: add the
+    penalty on ``net``, backward, fail on a non-finite loss, clip every optimized parameter
+    to ``max_grad_norm`` (if given), step, re-apply the masks."""
+    extra = penalty(net) if penalty is not None else None
+    if extra is not None:
+        loss = loss + extra
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    check_finite(loss, what)
+    if max_grad_norm is not None:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
+    opt.step()
+    net.apply_masks()
+
+
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Prefix state-dict keys (``actor.layers.0.weight``)."""
     return {f"{prefix}.{k}": v.detach().clone() for k, v in tensors.items()}

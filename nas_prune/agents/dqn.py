@@ -15,7 +15,7 @@ from nas_prune.agents.base import (
     Penalty,
     Progress,
     agents,
-    check_finite,
+    masked_step,
     prefixed,
     unprefixed,
 )
@@ -175,15 +175,8 @@ class DQNAgent(Agent):
             self._step(F.smooth_l1_loss(q, target), penalty)
 
     def _step(self, loss: torch.Tensor, penalty: Penalty | None) -> None:
-        extra = penalty(self.q) if penalty is not None else None
-        if extra is not None:
-            loss = loss + extra
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        check_finite(loss, "dqn loss")
-        torch.nn.utils.clip_grad_norm_(self.q.parameters(), self.hp.max_grad_norm, foreach=True)
-        self.opt.step()
-        self.q.apply_masks()
+        masked_step(self.opt, loss, self.q, what="dqn loss", penalty=penalty,
+                    max_grad_norm=self.hp.max_grad_norm)
 
     def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
         # Teacher's greedy action as the label, student's Q-values as logits (PoPS).

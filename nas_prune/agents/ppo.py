@@ -14,7 +14,7 @@ from nas_prune.agents.base import (
     Penalty,
     Progress,
     agents,
-    check_finite,
+    masked_step,
     prefixed,
     unprefixed,
 )
@@ -165,17 +165,8 @@ class PPOAgent(Agent):
             for start in range(0, n, hp.batch_size):
                 idx = order[start:start + hp.batch_size]
                 loss = self._loss({k: v[idx] for k, v in data.items()}, clip)
-                extra = penalty(self.actor) if penalty is not None else None
-                if extra is not None:
-                    loss = loss + extra
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                check_finite(loss, "ppo loss")
-                torch.nn.utils.clip_grad_norm_(
-                    [p for g in self.opt.param_groups for p in g["params"]], hp.max_grad_norm,
-                    foreach=True)
-                self.opt.step()
-                self.actor.apply_masks()
+                masked_step(self.opt, loss, self.actor, what="ppo loss", penalty=penalty,
+                            max_grad_norm=hp.max_grad_norm)
 
     def _loss(self, mb: dict[str, torch.Tensor], clip: float) -> torch.Tensor:
         hp = self.hp
