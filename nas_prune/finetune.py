@@ -8,10 +8,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nas_prune.agents.base import Agent, Penalty, Progress, masked_step
+from nas_prune.agents.base import Agent, Penalty, Progress
 from nas_prune.config import FinetuneConfig, SnapshotConfig
 from nas_prune.envs import make_vec_env
 from nas_prune.evaluation import EvalResult, evaluate
+from nas_prune.flatnet import FlatMLP, FlatTrainer
 from nas_prune.networks import MLP
 from nas_prune.policy import act
 
@@ -63,13 +64,14 @@ def finetune(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
 def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
             penalty: Penalty | None, progress: Progress | None, seed: int) -> None:
     """Policy distillation (PoPS, Livne & Cohen 2020): the student collects states with its
-    own policy, the teacher labels them, the student minimises ``agent.distill_loss``."""
+    own policy, the teacher labels them, the student minimises the agent's distillation
+    loss (``agent.distill_grad``)."""
     student, env = agent.policy, agent.spec.env
     vec = make_vec_env(env.id, DISTILL_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     vec.action_space.seed(seed)
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.lr, fused=True)
+    trainer = FlatTrainer([student], lr=cfg.lr)
     states: list[np.ndarray] = []
     obs, _ = vec.reset(seed=seed)
     done_steps = 0
@@ -82,7 +84,7 @@ def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
             agent.env_steps += DISTILL_ROLLOUT * DISTILL_ENVS
             states = states[-(DISTILL_BUFFER // DISTILL_ENVS):]
             data = torch.as_tensor(np.concatenate(states), dtype=torch.float32)
-            _distill_round(agent, student, teacher, data, opt, cfg, penalty, gen)
+            _distill_round(agent, trainer, FlatMLP(teacher), data, cfg, penalty, gen)
             if progress is not None:
                 progress(agent.env_steps)
     finally:
@@ -99,14 +101,13 @@ def _student_step(vec: object, student: MLP, agent: Agent, obs: np.ndarray,
     return next_obs  # type: ignore[no-any-return]
 
 
-def _distill_round(agent: Agent, student: MLP, teacher: MLP, data: torch.Tensor,
-                   opt: torch.optim.Optimizer, cfg: FinetuneConfig, penalty: Penalty | None,
-                   gen: torch.Generator) -> None:
+def _distill_round(agent: Agent, trainer: FlatTrainer, teacher: FlatMLP, data: torch.Tensor,
+                   cfg: FinetuneConfig, penalty: Penalty | None, gen: torch.Generator) -> None:
     # one gradient step per DISTILL_ROLLOUT env steps of one env: 32 steps per round
+    student = trainer.nets[0]
     for _ in range(DISTILL_ROLLOUT):
         idx = torch.randint(len(data), (cfg.batch_size,), generator=gen)
         batch = data[idx]
-        with torch.no_grad():
-            target = teacher(batch)
-        masked_step(opt, agent.distill_loss(student(batch), target), student,
-                    what="distillation loss", penalty=penalty)
+        out = trainer[student].forward(batch, record=True)
+        trainer.step({student: agent.distill_grad(out, teacher.forward(batch))},
+                     what="distillation loss", penalty=penalty)

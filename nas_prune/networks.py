@@ -42,6 +42,7 @@ class MLP(nn.Module):
         self.weight_masks: list[torch.Tensor | None] = [None] * len(self.layers)
         self.neuron_masks: list[torch.Tensor | None] = [None] * (len(sizes) - 2)
         self._effective: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        self._masked = False
 
     @property
     def hidden(self) -> list[int]:
@@ -60,6 +61,7 @@ class MLP(nn.Module):
         assert mask.shape == self.layers[index].weight.shape
         self.weight_masks[index] = mask.to(torch.float32)
         self._effective = None
+        self._masked = True
         self.apply_masks()
 
     def set_neuron_mask(self, hidden_index: int, mask: torch.Tensor) -> None:
@@ -67,6 +69,7 @@ class MLP(nn.Module):
         assert mask.shape == (self.sizes[hidden_index + 1],)
         self.neuron_masks[hidden_index] = mask.to(torch.bool)
         self._effective = None
+        self._masked = True
         self.apply_masks()
 
     def has_masks(self) -> bool:
@@ -95,7 +98,7 @@ class MLP(nn.Module):
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero every pruned weight and bias in place (call after each optimizer step)."""
-        if not self.has_masks():
+        if not self._masked:
             return
         for layer, (wm, bm) in zip(self.layers, self.effective_masks()):
             layer.weight.mul_(wm)

@@ -76,8 +76,9 @@ class Agent:
         """Train for ``steps`` env steps; ``progress(env_steps)`` is called along the way."""
         raise NotImplementedError
 
-    def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
-        """Policy-distillation loss between student and teacher outputs on the same states."""
+    def distill_grad(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+        """d/d student_out of the policy-distillation loss between student and teacher
+        outputs on the same states (``nas_prune.losses``)."""
         raise NotImplementedError
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -90,30 +91,6 @@ class Agent:
 
 
 agents: Registry[type[Agent]] = Registry("agent", "agent.name")
-
-
-def check_finite(loss: torch.Tensor, what: str) -> None:
-    """Raise FloatingPointError when a loss diverged (the trial is then recorded as failed)."""
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{what} became {loss.item()}")
-
-
-def masked_step(opt: torch.optim.Optimizer, loss: torch.Tensor, net: MLP, *, what: str,
-                penalty: Penalty | None = None, max_grad_norm: float | None = None) -> None:
-    """One optimizer step that keeps ``net``'s pruned weights at exactly zero: add the
-    penalty on ``net``, backward, fail on a non-finite loss, clip every optimized parameter
-    to ``max_grad_norm`` (if given), step, re-apply the masks."""
-    extra = penalty(net) if penalty is not None else None
-    if extra is not None:
-        loss = loss + extra
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    check_finite(loss, what)
-    if max_grad_norm is not None:
-        params = [p for g in opt.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, max_grad_norm, foreach=True)
-    opt.step()
-    net.apply_masks()
 
 
 def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -6,7 +6,6 @@ import copy
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas_prune.agents.base import (
@@ -15,11 +14,12 @@ from nas_prune.agents.base import (
     Penalty,
     Progress,
     agents,
-    masked_step,
     prefixed,
     unprefixed,
 )
 from nas_prune.envs import act_dim, make_env, obs_dim
+from nas_prune.flatnet import FlatMLP, FlatTrainer
+from nas_prune.losses import cross_entropy_grad, huber_q_grad
 from nas_prune.networks import MLP
 from nas_prune.policy import Head
 
@@ -65,8 +65,8 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size if self.full else self.pos
 
-    def sample(self, idx: np.ndarray) -> tuple[torch.Tensor, ...]:
-        return tuple(torch.from_numpy(a[idx]) for a in
+    def sample(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(a[idx] for a in
                      (self.obs, self.action, self.reward, self.next_obs, self.terminal))
 
 
@@ -110,8 +110,10 @@ class DQNAgent(Agent):
 
     def set_policy(self, net: MLP) -> None:
         self.q = net
-        self.target = copy.deepcopy(net)
-        self.opt = torch.optim.Adam(net.parameters(), lr=self.hp.lr, fused=True)
+        self.trainer = FlatTrainer([net], lr=self.hp.lr, max_grad_norm=self.hp.max_grad_norm)
+        self.fq = self.trainer[net]
+        self.target = FlatMLP(copy.deepcopy(net))
+        self._sync_due = False
 
     def begin_finetune(self) -> None:
         self._finetuning = True
@@ -130,8 +132,7 @@ class DQNAgent(Agent):
     def _act(self, obs: np.ndarray) -> int:
         if self.rng.random() < self._epsilon():
             return int(self.env.action_space.sample())
-        with torch.inference_mode():
-            return int(self.q(torch.as_tensor(obs, dtype=torch.float32)).argmax())
+        return int(self.fq.act_forward(obs[None].astype(np.float32, copy=False)).argmax())
 
     def train(self, steps: int, *, penalty: Penalty | None = None,
               progress: Progress | None = None) -> None:
@@ -147,44 +148,55 @@ class DQNAgent(Agent):
             if len(self.buffer) > hp.learning_starts and self.env_steps % hp.train_freq == 0:
                 self._train_round(penalty)
             if self.env_steps % hp.target_update_interval == 0:
-                self.target.load_state_dict(self.q.state_dict())
+                # The Q-network only changes inside rounds, so copying it at the next
+                # round's start copies the same weights as copying it now.
+                self._sync_due = True
             if progress is not None:
                 progress(self.env_steps)
 
+    def _sync_target(self) -> None:
+        for (tw, tb), (w, b) in zip(self.target.weights, self.fq.weights):
+            tw.copy_(w)
+            tb.copy_(b)
+        self._sync_due = False
+
     def _train_round(self, penalty: Penalty | None) -> None:
         hp = self.hp
-        size = hp.batch_size
-        idx = self.rng.integers(0, len(self.buffer), hp.gradient_steps * size)
+        if self._sync_due:
+            self._sync_target()
+        steps, size = hp.gradient_steps, hp.batch_size
+        idx = self.rng.integers(0, len(self.buffer), steps * size)
         obs, action, reward, next_obs, terminal = self.buffer.sample(idx)
-        # The target network is fixed for the whole round (it syncs between env steps), so
-        # the round's target-network values come from one batched forward.
-        with torch.no_grad():
-            next_q = self.target(next_obs)
-            bootstrap = hp.gamma * (1.0 - terminal)
-            if not hp.double:
-                targets = reward + bootstrap * next_q.max(dim=1).values
-        for i in range(hp.gradient_steps):
+        # The target network is fixed for the whole round: its values for the round come
+        # from one batched forward.
+        next_q = self.target.forward(torch.from_numpy(next_obs)).numpy()
+        bootstrap = hp.gamma * (1.0 - terminal)
+        if hp.double:
+            # one forward per step over [states; next states]: Q(s) to train, and the
+            # current online net's choice of next action (double DQN)
+            inputs = np.concatenate([obs.reshape(steps, size, -1),
+                                     next_obs.reshape(steps, size, -1)], 1)
+        else:
+            inputs = obs.reshape(steps, size, -1)
+            reward = reward + bootstrap * next_q.max(1)
+        rows = np.arange(size)
+        for i in range(steps):
             sl = slice(i * size, (i + 1) * size)
+            out = self.fq.forward(torch.from_numpy(inputs[i]), record=True).numpy()
+            target = reward[sl]
             if hp.double:
-                with torch.no_grad():  # double DQN: the current online net picks the action
-                    best = self.q(next_obs[sl]).argmax(dim=1, keepdim=True)
-                    target = reward[sl] + bootstrap[sl] * next_q[sl].gather(1, best).squeeze(1)
-            else:
-                target = targets[sl]
-            q = self.q(obs[sl]).gather(1, action[sl, None]).squeeze(1)
-            self._step(F.smooth_l1_loss(q, target), penalty)
+                target = target + bootstrap[sl] * next_q[sl][rows, out[size:].argmax(1)]
+            self.trainer.step({self.q: huber_q_grad(out[:size], action[sl], target)},
+                              what="dqn loss", penalty=penalty)
 
-    def _step(self, loss: torch.Tensor, penalty: Penalty | None) -> None:
-        masked_step(self.opt, loss, self.q, what="dqn loss", penalty=penalty,
-                    max_grad_norm=self.hp.max_grad_norm)
-
-    def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+    def distill_grad(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
         # Teacher's greedy action as the label, student's Q-values as logits (PoPS).
-        return F.cross_entropy(student_out, teacher_out.argmax(dim=1))
+        return torch.from_numpy(cross_entropy_grad(student_out.numpy(),
+                                                   teacher_out.numpy().argmax(1)))
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return prefixed("q", self.q.state_dict())
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.q.load_state_dict(unprefixed("q", tensors))
-        self.target.load_state_dict(self.q.state_dict())
+        self._sync_target()

@@ -4,9 +4,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from torch.distributions import Categorical, Distribution, Normal
 
 from nas_prune.agents.base import (
     Agent,
@@ -14,11 +12,19 @@ from nas_prune.agents.base import (
     Penalty,
     Progress,
     agents,
-    masked_step,
     prefixed,
     unprefixed,
 )
 from nas_prune.envs import act_dim, make_vec_env, obs_dim
+from nas_prune.flatnet import FlatTrainer
+from nas_prune.losses import (
+    LOG_2PI,
+    kl_grad,
+    mse_grad,
+    normalized,
+    ppo_categorical_grad,
+    ppo_gaussian_grad,
+)
 from nas_prune.networks import MLP
 from nas_prune.policy import Head
 
@@ -54,7 +60,7 @@ class PPOAgent(Agent):
         super().__init__(spec)
         self.hp: PPOHyper = spec.hyper  # type: ignore[assignment]
         torch.manual_seed(spec.seed)
-        self.gen = torch.Generator().manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)  # action sampling, minibatch order
         self.vec = make_vec_env(spec.env.id, self.hp.n_envs, spec.env.kwargs,
                                 max_episode_steps=spec.env.max_episode_steps)
         space = self.vec.single_action_space
@@ -65,7 +71,8 @@ class PPOAgent(Agent):
         self.log_std = torch.nn.Parameter(torch.full((n_act,), self.hp.log_std_init))
         self.set_policy(MLP([n_obs, *spec.hidden, n_act], spec.activation))
         self.vec.action_space.seed(spec.seed)
-        self._obs, _ = self.vec.reset(seed=spec.seed)
+        obs, _ = self.vec.reset(seed=spec.seed)
+        self._obs = np.asarray(obs, dtype=np.float32)
         self._resetting = np.zeros(self.hp.n_envs, dtype=bool)
 
     def close(self) -> None:
@@ -81,19 +88,8 @@ class PPOAgent(Agent):
 
     def set_policy(self, net: MLP) -> None:
         self.actor = net
-        params = [*net.parameters(), *self.critic.parameters()]
-        if self.continuous:
-            params.append(self.log_std)
-        self.opt = torch.optim.Adam(params, lr=self.hp.lr, eps=1e-5, fused=True)
-
-    def _dist(self, out: torch.Tensor) -> Distribution:
-        if self.continuous:
-            return Normal(out, self.log_std.exp())
-        return Categorical(logits=out)
-
-    def _log_prob(self, dist: Distribution, action: torch.Tensor) -> torch.Tensor:
-        lp = dist.log_prob(action)
-        return lp.sum(-1) if self.continuous else lp
+        self.trainer = FlatTrainer([net, self.critic], [self.log_std] if self.continuous else [],
+                                   lr=self.hp.lr, eps=1e-5, max_grad_norm=self.hp.max_grad_norm)
 
     def train(self, steps: int, *, penalty: Penalty | None = None,
               progress: Progress | None = None) -> None:
@@ -102,91 +98,109 @@ class PPOAgent(Agent):
         rollouts = max(1, steps // per_rollout)
         for r in range(rollouts):
             frac = 1.0 - r / rollouts if hp.linear_decay else 1.0
-            for group in self.opt.param_groups:
-                group["lr"] = hp.lr * frac
+            self.trainer.lr = hp.lr * frac
             batch = self._rollout()
             self._update(batch, hp.clip_range * frac, penalty)
             if progress is not None:
                 progress(self.env_steps)
 
-    @torch.no_grad()
-    def _rollout(self) -> dict[str, torch.Tensor]:
+    def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # numpy on a few rows: (action, its log-probability), drawn from self.rng
+        out = self.trainer[self.actor].act_forward(obs)
+        if self.continuous:
+            log_std = self.log_std.detach().numpy()
+            noise = self.rng.standard_normal(out.shape).astype(np.float32)
+            action = out + np.exp(log_std) * noise
+            logp = (-0.5 * noise * noise - log_std - 0.5 * LOG_2PI).sum(-1)
+            return action, logp
+        shifted = out - out.max(-1, keepdims=True)
+        log_norm = np.log(np.exp(shifted).sum(-1))
+        gumbel = -np.log(-np.log(self.rng.random(out.shape, dtype=np.float32)))
+        action = (shifted + gumbel).argmax(-1)  # Gumbel-max: a draw from softmax(out)
+        return action, shifted[np.arange(len(action)), action] - log_norm
+
+    def _rollout(self) -> dict[str, np.ndarray]:
         hp = self.hp
         T, N = hp.n_steps, hp.n_envs
-        obs = torch.zeros((T + 1, N, self._obs.shape[1]))
-        actions, logps, rewards = [], torch.zeros(T, N), torch.zeros(T, N)
-        dones, valid = torch.zeros(T, N), torch.zeros(T, N)
+        obs = np.zeros((T + 1, N, self._obs.shape[1]), np.float32)
+        actions: list[np.ndarray] = []
+        logps, rewards = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
+        terms, valid = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
         for t in range(T):
-            obs[t] = torch.as_tensor(self._obs)
-            dist = self._dist(self.actor(obs[t]))
-            action = dist.sample()
-            logps[t] = self._log_prob(dist, action)
+            obs[t] = self._obs
+            action, logps[t] = self._sample(self._obs)
             actions.append(action)
-            env_action = action.numpy()
+            env_action = action
             if self.continuous:
-                env_action = np.clip(env_action, self._head.low, self._head.high)
-            self._obs, reward, term, trunc, _ = self.vec.step(env_action)
+                env_action = np.clip(action, self._head.low, self._head.high)
+            next_obs, reward, term, trunc, _ = self.vec.step(env_action)
+            self._obs = np.asarray(next_obs, dtype=np.float32)
             # NEXT_STEP autoreset: the step after an episode's end only resets that env.
-            valid[t] = torch.as_tensor(~self._resetting, dtype=torch.float32)
-            rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
-            dones[t] = torch.as_tensor(term, dtype=torch.float32)
+            valid[t] = ~self._resetting
+            rewards[t], terms[t] = reward, term
             self._resetting = term | trunc
             self.env_steps += int(N)
-        obs[T] = torch.as_tensor(self._obs)
-        values = self.critic(obs).squeeze(-1)
-        adv = self._gae(values, rewards, dones, valid)
-        return {"obs": obs[:T].flatten(0, 1), "actions": torch.stack(actions).flatten(0, 1),
-                "logps": logps.flatten(), "adv": adv.flatten(),
-                "returns": (adv + values[:T]).flatten(), "valid": valid.flatten()}
+        obs[T] = self._obs
+        flat_obs = torch.from_numpy(obs.reshape((T + 1) * N, -1))
+        values = self.trainer[self.critic].forward(flat_obs).numpy().reshape(T + 1, N)
+        adv = self._gae(values, rewards, terms, valid)
+        keep = valid.reshape(-1).astype(bool)
+        act = np.stack(actions).reshape(T * N, -1)
+        return {"obs": obs[:T].reshape(T * N, -1)[keep],
+                "actions": act[keep] if self.continuous else act[keep, 0],
+                "logps": logps.reshape(-1)[keep], "adv": adv.reshape(-1)[keep],
+                "returns": (adv + values[:T]).reshape(-1)[keep]}
 
-    def _gae(self, values: torch.Tensor, rewards: torch.Tensor, terms: torch.Tensor,
-             valid: torch.Tensor) -> torch.Tensor:
+    def _gae(self, values: np.ndarray, rewards: np.ndarray, terms: np.ndarray,
+             valid: np.ndarray) -> np.ndarray:
         hp = self.hp
         T = rewards.shape[0]
-        adv = torch.zeros_like(rewards)
-        last = torch.zeros(rewards.shape[1])
-        ends = torch.ones(rewards.shape[1])  # 1 where the chain continues to t + 1
+        adv = np.zeros_like(rewards)
+        last = np.zeros(rewards.shape[1], np.float32)
         for t in reversed(range(T)):
             # an episode ends at t when the next stored step is a reset step (not valid)
-            ends = valid[t + 1] if t + 1 < T else torch.as_tensor(~self._resetting,
-                                                                  dtype=torch.float32)
-            delta = rewards[t] + hp.gamma * values[t + 1] * (1 - terms[t]) - values[t]
-            last = delta + hp.gamma * hp.gae_lambda * ends * (1 - terms[t]) * last
+            ends = valid[t + 1] if t + 1 < T else (~self._resetting).astype(np.float32)
+            cont = 1.0 - terms[t]
+            delta = rewards[t] + hp.gamma * values[t + 1] * cont - values[t]
+            last = delta + hp.gamma * hp.gae_lambda * ends * cont * last
             adv[t] = last * valid[t]
         return adv
 
-    def _update(self, batch: dict[str, torch.Tensor], clip: float, penalty: Penalty | None) -> None:
+    def _update(self, data: dict[str, np.ndarray], clip: float, penalty: Penalty | None) -> None:
         hp = self.hp
-        keep = batch["valid"].bool()
-        data = {k: v[keep] for k, v in batch.items()}
         n = len(data["adv"])
+        if n <= hp.batch_size:  # one minibatch: the whole rollout, the same every epoch
+            data = {**data, "adv": normalized(data["adv"])}
+            for _ in range(hp.n_epochs):
+                self._minibatch_step(data, clip, penalty)
+            return
         for _ in range(hp.n_epochs):
-            order = torch.randperm(n, generator=self.gen)
+            order = self.rng.permutation(n)
             for start in range(0, n, hp.batch_size):
-                idx = order[start:start + hp.batch_size]
-                loss = self._loss({k: v[idx] for k, v in data.items()}, clip)
-                masked_step(self.opt, loss, self.actor, what="ppo loss", penalty=penalty,
-                            max_grad_norm=hp.max_grad_norm)
+                mb = {k: v[order[start:start + hp.batch_size]] for k, v in data.items()}
+                mb["adv"] = normalized(mb["adv"])
+                self._minibatch_step(mb, clip, penalty)
 
-    def _loss(self, mb: dict[str, torch.Tensor], clip: float) -> torch.Tensor:
+    def _minibatch_step(self, mb: dict[str, np.ndarray], clip: float,
+                        penalty: Penalty | None) -> None:
         hp = self.hp
-        adv = mb["adv"]
-        if len(adv) > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        dist = self._dist(self.actor(mb["obs"]))
-        ratio = (self._log_prob(dist, mb["actions"]) - mb["logps"]).exp()
-        policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
-        value_loss = F.mse_loss(self.critic(mb["obs"]).squeeze(-1), mb["returns"])
-        entropy = dist.entropy()
-        entropy = entropy.sum(-1) if self.continuous else entropy
-        return policy_loss + hp.vf_coef * value_loss - hp.ent_coef * entropy.mean()
-
-    def distill_loss(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+        obs = torch.from_numpy(mb["obs"])
+        out = self.trainer[self.actor].forward(obs, record=True).numpy()
+        values = self.trainer[self.critic].forward(obs, record=True).numpy()
+        grads = {self.critic: mse_grad(values, mb["returns"][:, None], coef=hp.vf_coef)}
+        extra = {}
         if self.continuous:
-            return F.mse_loss(student_out, teacher_out)
-        # KL(teacher || student) over the action distribution.
-        return F.kl_div(F.log_softmax(student_out, -1), F.log_softmax(teacher_out, -1),
-                        log_target=True, reduction="batchmean")
+            grads[self.actor], extra[self.log_std] = ppo_gaussian_grad(
+                out, self.log_std.detach().numpy(), mb, clip=clip, ent_coef=hp.ent_coef)
+        else:
+            grads[self.actor] = ppo_categorical_grad(out, mb, clip=clip, ent_coef=hp.ent_coef)
+        self.trainer.step(grads, extra=extra, what="ppo loss", penalty=penalty)
+
+    def distill_grad(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+        student, teacher = student_out.numpy(), teacher_out.numpy()
+        if self.continuous:
+            return torch.from_numpy(mse_grad(student, teacher))
+        return torch.from_numpy(kl_grad(student, teacher))  # KL(teacher || student)
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**prefixed("actor", self.actor.state_dict()),

@@ -28,7 +28,5 @@ def shrink(net: MLP) -> MLP:
         new.bias.copy_(old.bias[rows])
         mask = net.weight_masks[li]
         if mask is not None:
-            small.weight_masks[li] = mask[rows][:, cols].clone()
-    small._effective = None
-    small.apply_masks()
+            small.set_weight_mask(li, mask[rows][:, cols].clone())
     return small
