@@ -15,8 +15,10 @@ from pydantic import BaseModel
 from nas_prune.agents import Agent, AgentSpec, agents
 from nas_prune.checkpoint import load_tensors, save_tensors
 from nas_prune.config import TrialConfig
-from nas_prune.evaluation import EnvSpec
+from nas_prune.evaluation import EnvSpec, EvalResult, evaluate
 from nas_prune.finetune import SnapshotKeeper
+from nas_prune.networks import MLP
+from nas_prune.policy import Head
 
 DENSE_FILE = "dense.safetensors"
 
@@ -68,6 +70,24 @@ def obtain_dense(cfg: TrialConfig, cache_dir: Path | None = None) -> Dense:
         if path.is_file():
             return Dense(load_tensors(path), True, 0, 0.0)
         return _train_timed(cfg, path)
+
+
+def dense_evaluation(cfg: TrialConfig, net: MLP, head: Head, *, seed: int,
+                     cache_dir: Path | None) -> EvalResult:
+    """The dense policy's final-protocol evaluation (``cfg.eval.episodes`` on ``seed``).
+
+    Every trial pruning the same cached dense agent with the same evaluation protocol
+    gets the same result, so it is computed once and kept beside the cached agent.
+    """
+    if cache_dir is None or cfg.dense_checkpoint is not None:
+        return evaluate(net, head, env_spec(cfg), episodes=cfg.eval.episodes, seed=seed)
+    path = cache_dir / dense_key(cfg) / f"eval-{cfg.eval.episodes}-{seed}.json"
+    with FileLock(str(path.parent / "eval.lock")):
+        if path.is_file():
+            return EvalResult(**json.loads(path.read_text()))
+        result = evaluate(net, head, env_spec(cfg), episodes=cfg.eval.episodes, seed=seed)
+        path.write_text(json.dumps(result.__dict__))
+        return result
 
 
 def _train_timed(cfg: TrialConfig, path: Path | None) -> Dense:

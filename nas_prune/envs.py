@@ -7,8 +7,28 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import SyncVectorEnv, VectorEnv
+from gymnasium.vector import SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers import TimeLimit
+
+_taken = [0]  # env steps taken in this process, by every env made here
+
+
+def env_steps_taken() -> int:
+    """Env steps taken so far in this process by envs from ``make_env`` / ``make_vec_env``
+    (a vector step counts one per sub-env): what a trial costs, measured, not estimated."""
+    return _taken[0]
+
+
+class _Counted(gym.Wrapper):  # type: ignore[type-arg]
+    def step(self, action: Any) -> Any:
+        _taken[0] += 1
+        return self.env.step(action)
+
+
+class _CountedVec(VectorWrapper):
+    def step(self, actions: Any) -> Any:
+        _taken[0] += self.num_envs
+        return self.env.step(actions)
 
 
 def _entry_class(env_id: str) -> Callable[..., gym.Env]:
@@ -39,15 +59,20 @@ def check_env_id(env_id: str) -> str:
 def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
              max_episode_steps: int | None = None) -> gym.Env:
     """Create one env from a gymnasium id or a ``package.module:ClassName`` entry point."""
+    env = _make_uncounted(env_id, kwargs, max_episode_steps)
+    return _checked(_Counted(env), env.observation_space, env.action_space)
+
+
+def _make_uncounted(env_id: str, kwargs: dict[str, Any] | None,
+                    max_episode_steps: int | None) -> gym.Env:
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         if ":" in env_id:
             env = _entry_class(env_id)(**kwargs)
             if max_episode_steps is not None:
                 env = TimeLimit(env, max_episode_steps)
-        else:
-            env = gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
-    return _checked(env, env.observation_space, env.action_space)
+            return env
+        return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
 
 
 def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
@@ -61,10 +86,9 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
             vec = gym.make_vec(env_id, num_envs=num_envs,
                                vectorization_mode="vector_entry_point", **kwargs)
         else:
-            fns = [lambda: make_env(env_id, kwargs,
-                                    max_episode_steps=max_episode_steps)] * num_envs
+            fns = [lambda: _make_uncounted(env_id, kwargs, max_episode_steps)] * num_envs
             vec = SyncVectorEnv(fns)
-    return _checked(vec, vec.single_observation_space, vec.single_action_space)
+    return _checked(_CountedVec(vec), vec.single_observation_space, vec.single_action_space)
 
 
 @contextmanager

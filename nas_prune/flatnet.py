@@ -161,6 +161,7 @@ class FlatTrainer:
         total = sum(p.numel() for p in self.params)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
         flatten_into(self.params, self.flat, self.grad)
+        self._where = [(p, p.data_ptr()) for p in self.params]
         self.mlps = {id(net): FlatMLP(net) for net in self.nets}
         self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
         self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
@@ -211,10 +212,10 @@ class FlatTrainer:
             net.apply_masks()
 
     def _claim(self) -> None:
-        # Another trainer over the same nets (e.g. distillation's) moved the parameters into
-        # its buffer: move them back, current values kept; the layout and so this trainer's
-        # Adam state stay valid.
-        if self.params[0].data_ptr() != self.flat.data_ptr():
+        # Another trainer over some of the same nets (e.g. distillation's) moved their
+        # parameters into its buffer: move them back, current values kept; the layout and so
+        # this trainer's Adam state stay valid.
+        if any(p.data_ptr() != ptr for p, ptr in self._where):
             flatten_into(self.params, self.flat, self.grad)
             for mlp in self.mlps.values():
                 mlp.bind()

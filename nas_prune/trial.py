@@ -15,8 +15,8 @@ import torch
 from nas_prune.agents.base import Agent, Progress
 from nas_prune.checkpoint import CheckpointError, save_policy
 from nas_prune.config import TrialConfig, dump_yaml, layer_sparsity
-from nas_prune.dense import Dense, build_agent, env_spec, obtain_dense
-from nas_prune.envs import make_vec_env
+from nas_prune.dense import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
+from nas_prune.envs import env_steps_taken, make_vec_env
 from nas_prune.evaluation import EvalResult, evaluate
 from nas_prune.finetune import selection_eval
 from nas_prune.networks import MLP, weights_hash
@@ -61,13 +61,14 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
     dense = obtain_dense(cfg, cache_dir)
     agent = build_agent(cfg, cfg.seed + 1)
     try:
-        return _run(cfg, agent, dense, start=start, out=out, progress=progress, rungs=rungs)
+        return _run(cfg, agent, dense, start=start, out=out, progress=progress, rungs=rungs,
+                    cache_dir=cache_dir)
     finally:
         agent.close()
 
 
 def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Path | None,
-         progress: Progress | None, rungs: Rungs | None) -> TrialResult:
+         progress: Progress | None, rungs: Rungs | None, cache_dir: Path | None) -> TrialResult:
     try:
         agent.load_state_tensors(dense.tensors)
     except (RuntimeError, KeyError) as exc:
@@ -76,8 +77,9 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     agent.begin_finetune()
     teacher = copy.deepcopy(agent.policy)
     eval_seed = cfg.eval.seed if cfg.eval.seed is not None else cfg.seed
-    dense_eval = evaluate(teacher, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
-                          seed=eval_seed)
+    dense_eval = dense_evaluation(cfg, teacher, agent.head, seed=eval_seed, cache_dir=cache_dir)
+    # what this trial steps beyond the shared (cached) dense agent and its evaluation
+    steps_at_start = env_steps_taken()
     method_cls = methods.get(cfg.pruning.method)
     method = method_cls(method_cls.Params(**cfg.pruning.method_params))
     plan = layer_sparsity(cfg)
@@ -101,6 +103,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     except EarlyStop as stop:
         partial = _partial(stop, agent, dense.env_steps, start)
         partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
+        partial["trial_env_steps"] = env_steps_taken() - steps_at_start
         raise TrialStopped(stop, {**base, **partial}) from None
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
@@ -113,6 +116,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
                "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
                - count(agent.policy).params,
                "finetune_env_steps": agent.env_steps,
+               "trial_env_steps": env_steps_taken() - steps_at_start,
                "env_steps": dense.env_steps + agent.env_steps,
                "wall_s": time.perf_counter() - start}
     result = TrialResult(cfg, metrics, policy, agent.head)

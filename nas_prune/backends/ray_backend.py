@@ -69,15 +69,26 @@ class _Recorder:
 
     def __init__(self, sweep: Sweep) -> None:
         self.storage, self.name = sweep.storage, sweep.study
+        self._loaded: tuple[optuna.Study, set[str]] | None = None
 
-    def _study(self) -> optuna.Study:
-        return optuna.load_study(study_name=self.name, storage=open_storage(self.storage))
+    def _study(self) -> tuple[optuna.Study, set[str]]:
+        # loaded once per run (reloading replays the whole journal: O(trials) per trial);
+        # the Ray ids already recorded cover a restored run
+        if self._loaded is None:
+            study = optuna.load_study(study_name=self.name, storage=open_storage(self.storage))
+            done = {str(t.user_attrs[RAY_ID]) for t in study.get_trials(deepcopy=False)
+                    if RAY_ID in t.user_attrs}
+            self._loaded = (study, done)
+        return self._loaded
+
+    def __getstate__(self) -> dict[str, Any]:  # Ray may pickle callbacks: drop the study
+        return {**self.__dict__, "_loaded": None}
 
     def record(self, trial: Any, *, failed: bool) -> None:
-        study = self._study()
-        if any(t.user_attrs.get(RAY_ID) == trial.trial_id for t in study.get_trials(
-                deepcopy=False)):
+        study, done = self._study()
+        if trial.trial_id in done:
             return
+        done.add(trial.trial_id)
         attrs: dict[str, Any] = {RAY_ID: trial.trial_id}
         config = json.loads(trial.config.get("trial_config", "{}"))
         attrs["config"] = config

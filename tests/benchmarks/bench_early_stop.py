@@ -1,16 +1,19 @@
 """Multi-objective early stopping: the same sweep with and without it, over several sampler
-seeds: total env steps (fine-tuning plus rung evaluations; the shared dense agent is
-trained once beforehand and not counted) and the hypervolume of the front of COMPLETE
-trials (normalised, log10 params, the sweep's reference point).
+seeds: total env steps of the trials (everything a trial steps: fine-tuning, rung and
+snapshot evaluations, the final evaluation; measured by counting env steps; the shared
+dense agents are trained once beforehand and not counted), the sweep's wall time, and the
+hypervolume of the front of COMPLETE trials (normalised, log10 params, the sweep's
+reference point).
 
     python -m tests.benchmarks.bench_early_stop [--sweep sweeps/cartpole_quick.yaml]
-        [--seeds 3] [--trials 20] [--min-dominators 3]
+        [--seeds 3] [--trials 20] [--min-dominators 3] [--rungs 0.25,0.5] [--episodes 10]
 """
 from __future__ import annotations
 
 import argparse
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,34 +26,37 @@ from nas_prune.sweep import load_sweep
 from nas_prune.sweep_commands import prepare, record_info
 
 
-def _variant(src: Path, tmp: Path, *, name: str, seed: int, trials: int, early: bool,
-             min_dom: int) -> Path:
+def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Namespace,
+             early: bool) -> Path:
     data = yaml.safe_load(src.read_text())
-    data.update(name=name, sampler_seed=seed, trials=trials, out=str(tmp / name),
-                reeval={"seeds": 0}, baseline={"enabled": False},
-                early_stop={"enabled": early, "rungs": [0.25, 0.5],
-                            "min_dominators": min_dom, "episodes": 10})
+    # one worker: both variants draw the same trial configs in the same order, so the
+    # comparison isolates what stopping changes
+    data.update(name=name, sampler_seed=seed, trials=args.trials, out=str(tmp / name),
+                workers=1, reeval={"seeds": 0}, baseline={"enabled": False},
+                early_stop={"enabled": early, "rungs": args.rungs,
+                            "min_dominators": args.min_dominators, "episodes": args.episodes})
     data["space"] = str((src.parent / data["space"]).resolve())
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-def _run(path: Path, dense: Path | None) -> tuple[float, float, int]:
+def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
     sw = load_sweep(path)
     if dense is not None:
         shutil.copytree(dense, sw.out / "dense")
     prepare(sw)
     record_info(open_sweep_study(sw, sw.config.trials), sw)
+    start = time.perf_counter()
     run_sweep(sw)
+    wall = time.perf_counter() - start
     study = load_study(sw.storage, sw.study)
     df = trials_frame(study)
-    steps = float(df["finetune_env_steps"].fillna(0).sum()
-                  + df.get("rung_env_steps", 0).fillna(0).sum())
+    steps = float(df["trial_env_steps"].fillna(0).sum())
     hv = hypervolumes(front_of(complete(df)), df.iloc[0:0], {
         **study.user_attrs["sweep"], "max_return": sw.config.max_return or 500.0},
         "return_mean")["searched"]
-    return steps, hv, int((df["state"] == "PRUNED").sum())
+    return steps, hv, int((df["state"] == "PRUNED").sum()), wall
 
 
 def main() -> None:
@@ -59,6 +65,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--min-dominators", type=int, default=3)
+    ap.add_argument("--rungs", type=lambda v: [float(x) for x in v.split(",")],
+                    default=[0.25, 0.5], help="comma-separated fractions of the fine-tune budget")
+    ap.add_argument("--episodes", type=int, default=10, help="selection episodes per rung")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nas_prune_es_"))
     rows = []
@@ -66,20 +75,20 @@ def main() -> None:
     for seed in range(args.seeds):
         for early in (False, True):
             name = f"{'es' if early else 'full'}-s{seed}"
-            path = _variant(args.sweep, tmp, name=name, seed=seed, trials=args.trials,
-                            early=early, min_dom=args.min_dominators)
-            steps, hv, pruned = _run(path, dense)
+            path = _variant(args.sweep, tmp, name=name, seed=seed, args=args, early=early)
+            steps, hv, pruned, wall = _run(path, dense)
             dense = dense or (tmp / name / "dense")
-            rows.append((seed, early, steps, hv, pruned))
+            rows.append((seed, early, steps, hv, pruned, wall))
             print(f"seed {seed} early_stop={early!s:5s} env_steps={steps:12,.0f} "
-                  f"hypervolume={hv:.4f} stopped={pruned}", flush=True)
-    full = np.array([(r[2], r[3]) for r in rows if not r[1]])
-    es = np.array([(r[2], r[3]) for r in rows if r[1]])
+                  f"hypervolume={hv:.4f} stopped={pruned:2d} wall_s={wall:6.1f}", flush=True)
+    full = np.array([(r[2], r[3], r[5]) for r in rows if not r[1]])
+    es = np.array([(r[2], r[3], r[5]) for r in rows if r[1]])
     change = es[:, 0].mean() / full[:, 0].mean() - 1
     print(f"\nmean over {args.seeds} sweep seeds: env steps {es[:, 0].mean():,.0f} vs "
           f"{full[:, 0].mean():,.0f} ({abs(change):.1%} {'more' if change > 0 else 'fewer'}); "
           f"hypervolume {es[:, 1].mean():.4f} vs {full[:, 1].mean():.4f} "
-          f"({es[:, 1].mean() / full[:, 1].mean() - 1:+.1%})")
+          f"({es[:, 1].mean() / full[:, 1].mean() - 1:+.1%}); wall {es[:, 2].mean():.1f} s "
+          f"vs {full[:, 2].mean():.1f} s")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
