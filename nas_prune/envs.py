@@ -15,8 +15,14 @@ _taken = [0]  # env steps taken in this process, by every env made here
 
 def env_steps_taken() -> int:
     """Env steps taken so far in this process by envs from ``make_env`` / ``make_vec_env``
-    (a vector step counts one per sub-env): what a trial costs, measured, not estimated."""
+    (a vector step counts one per sub-env) and by evaluations (steps of unfinished
+    episodes): what a trial costs, measured, not estimated."""
     return _taken[0]
+
+
+def count_env_steps(n: int) -> None:
+    """Add ``n`` steps taken by an env made with ``counted=False``."""
+    _taken[0] += n
 
 
 class _Counted(gym.Wrapper):  # type: ignore[type-arg]
@@ -76,8 +82,12 @@ def _make_uncounted(env_id: str, kwargs: dict[str, Any] | None,
 
 
 def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
-                 max_episode_steps: int | None = None) -> VectorEnv:
-    """A vector env: gymnasium's native vector implementation where the id has one."""
+                 max_episode_steps: int | None = None, counted: bool = True) -> VectorEnv:
+    """A vector env: gymnasium's native vector implementation where the id has one.
+
+    ``counted=False``: its steps are not added to ``env_steps_taken`` (the caller counts
+    what it uses, e.g. evaluation skips sub-envs whose episode is over).
+    """
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
@@ -88,7 +98,8 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
         else:
             fns = [lambda: _make_uncounted(env_id, kwargs, max_episode_steps)] * num_envs
             vec = SyncVectorEnv(fns)
-    return _checked(_CountedVec(vec), vec.single_observation_space, vec.single_action_space)
+    wrapped = _CountedVec(vec) if counted else vec
+    return _checked(wrapped, vec.single_observation_space, vec.single_action_space)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nas_prune.envs import episode_seeds, make_vec_env
+from nas_prune.envs import count_env_steps, episode_seeds, make_vec_env
 from nas_prune.networks import MLP
 from nas_prune.pareto import iqm
 from nas_prune.policy import Head, act
@@ -65,11 +65,13 @@ def evaluate_fn(policy: ActFn, env: EnvSpec, *, episodes: int, seed: int, stream
     steps = 0
     for b, batch_seed in enumerate(episode_seeds(seed, batches, stream)):
         n = min(max_envs, episodes - b * max_envs)
-        vec = make_vec_env(env.id, n, env.kwargs, max_episode_steps=env.max_episode_steps)
+        vec = make_vec_env(env.id, n, env.kwargs, max_episode_steps=env.max_episode_steps,
+                           counted=False)
         try:
             rets, batch_q, batch_steps = _run_batch(vec, policy, batch_seed % 2**31, n)
         finally:
             vec.close()
+        count_env_steps(batch_steps)
         returns.extend(rets)
         qs.extend(batch_q)
         steps += batch_steps

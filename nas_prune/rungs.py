@@ -1,7 +1,14 @@
-"""Multi-objective early stopping at fine-tuning rungs (neither Optuna's pruners nor Ray's
-schedulers handle several objectives): at each rung a trial reports (params_nonzero,
-return); a trial whose rung point is dominated by enough finished trials' points at the same
-rung stops, and is recorded with its partial metrics."""
+"""Multi-objective early stopping (neither Optuna's pruners nor Ray's schedulers handle
+several objectives). Two checks, each recorded with the trial's partial metrics:
+
+- size check: right after its last pruning step a trial's nonzero parameter count is final;
+  if a finished trial with fewer parameters already scored the return's upper bound
+  (``max_return``), this trial is dominated whatever it scores, and stops before the rest
+  of its fine-tuning and evaluation. Free and certain.
+- rungs: at fractions of the fine-tuning budget a trial reports (params_nonzero, return on
+  a few selection episodes); a point dominated by enough finished trials' points at the
+  same rung stops.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,13 +21,19 @@ from nas_prune.pruning.counting import count
 
 RungPoint = tuple[float, float]  # (params_nonzero, return)
 Decide = Callable[[int, RungPoint], bool]  # True: stop the trial here
+SizeDecide = Callable[[float], bool]  # params_nonzero at final size -> True: stop
+SIZE_CHECK = -1  # EarlyStop.rung of the size check
 
 
 class EarlyStop(Exception):
-    """Raised inside a trial that a rung decision stopped; carries the rung and point."""
+    """Raised inside a trial that a rung decision stopped; carries the rung and point
+    (the size check's point has no return: NaN)."""
 
     def __init__(self, rung: int, point: RungPoint) -> None:
-        super().__init__(f"stopped at rung {rung}: params {point[0]:.0f}, return {point[1]:.1f}")
+        what = (f"stopped at final size: params {point[0]:.0f} certainly dominated"
+                if rung == SIZE_CHECK else
+                f"stopped at rung {rung}: params {point[0]:.0f}, return {point[1]:.1f}")
+        super().__init__(what)
         self.rung, self.point = rung, point
 
 

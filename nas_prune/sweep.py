@@ -58,12 +58,18 @@ class BaselineConfig(Strict):
 
 
 class EarlyStopConfig(Strict):
-    """Multi-objective early stopping (Optuna backend): at each ``rungs`` fraction of the
-    fine-tune budget a trial is evaluated on ``episodes`` selection episodes; it stops
-    (state PRUNED, partial metrics kept) when at least ``min_dominators`` finished trials'
-    points at that rung dominate its (params_nonzero, return)."""
+    """Multi-objective early stopping (Optuna backend); a stopped trial is recorded as
+    PRUNED with its partial metrics.
+
+    ``size_check``: right after its last pruning step a trial stops if a finished trial with
+    fewer nonzero parameters already scored ``max_return`` (needs the sweep's
+    ``max_return``). ``rungs``: at each fraction of the fine-tune budget a trial is
+    evaluated on ``episodes`` selection episodes; it stops when at least
+    ``min_dominators`` finished trials' points at that rung dominate its
+    (params_nonzero, return). ``rungs: []`` keeps the size check only."""
 
     enabled: bool = False
+    size_check: bool = True
     rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5])
     min_dominators: int = Field(default=3, ge=1)
     episodes: int = Field(default=10, ge=1)
@@ -71,7 +77,7 @@ class EarlyStopConfig(Strict):
     @field_validator("rungs")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 < r < 1 for r in v) or v != sorted(v):
+        if any(not 0 < r < 1 for r in v) or v != sorted(v):
             raise ValueError(f"early_stop.rungs: need increasing fractions in (0, 1), got {v}")
         return v
 

@@ -64,9 +64,10 @@ class ProgressLine:
         if trial.values:
             what = f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
         elif trial.state.name == "PRUNED":
-            what = (f"stopped at rung {trial.user_attrs.get('stopped_at_rung')} "
-                    f"(params={trial.user_attrs.get('params_nonzero')}, "
-                    f"return={trial.user_attrs.get('rung_return', float('nan')):.1f})")
+            ret = trial.user_attrs.get("rung_return")
+            what = (f"stopped at {trial.user_attrs.get('stopped_at', 'a rung')} "
+                    f"(params={trial.user_attrs.get('params_nonzero')}"
+                    + (f", return={ret:.1f})" if ret is not None else ")"))
         else:
             what = str(trial.user_attrs.get("fail_reason", ""))[:80]
         self.log(f"[{n}/{self.total}] trial {trial.number} {trial.state.name} {what} | "

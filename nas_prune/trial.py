@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
-from nas_prune.rungs import Decide, EarlyStop, RungMonitor
+from nas_prune.rungs import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 
 STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
 
@@ -90,7 +90,8 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
         ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
                          states=_visited_states(teacher, agent, cfg.seed)),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
-        dense_selection_return=_dense_selection(cfg, teacher, agent))
+        dense_selection_return=_dense_selection(cfg, teacher, agent),
+        at_final_size=_size_check(rungs))
     base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
             "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
             "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
@@ -127,11 +128,25 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
 
 @dataclass(frozen=True)
 class Rungs:
-    """Early-stopping rungs: fractions of the fine-tune budget and the stop decision."""
+    """Early stopping: rung fractions of the fine-tune budget and their stop decision, and
+    the size check's decision (``nas_prune.rungs``)."""
 
     fractions: list[float]
     decide: Decide
     episodes: int = 10
+    at_size: SizeDecide | None = None
+
+
+def _size_check(rungs: Rungs | None) -> Callable[[MLP], None] | None:
+    if rungs is None or rungs.at_size is None:
+        return None
+    at_size = rungs.at_size
+
+    def check(net: MLP) -> None:
+        params = float(count(net).params_nonzero)
+        if at_size(params):
+            raise EarlyStop(SIZE_CHECK, (params, float("nan")))
+    return check
 
 
 class TrialStopped(Exception):
@@ -151,9 +166,14 @@ def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
 
 
 def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
-    return {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
-            "rung_return": stop.point[1], "finetune_env_steps": agent.env_steps,
-            "env_steps": dense_steps + agent.env_steps, "wall_s": time.perf_counter() - start}
+    part = {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
+            "finetune_env_steps": agent.env_steps, "env_steps": dense_steps + agent.env_steps,
+            "wall_s": time.perf_counter() - start}
+    if stop.rung == SIZE_CHECK:
+        part["stopped_at"] = "final size (certainly dominated)"
+    else:
+        part.update(stopped_at=f"rung {stop.rung}", rung_return=stop.point[1])
+    return part
 
 
 def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from nas_prune import TrialConfig, run_trial
 from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
 from nas_prune.config import parse
-from nas_prune.rungs import dominated_count
+from nas_prune.rungs import SIZE_CHECK, dominated_count
 from nas_prune.sweep import load_sweep
 from nas_prune.trial import Rungs, TrialStopped
 from tests.conftest import TINY_PPO, write_yaml
@@ -73,3 +73,44 @@ def test_sweep_with_early_stopping_prunes_dominated_trials(tmp_path: Path) -> No
             assert dominated_count(tuple(t.user_attrs["rung_0"]), earlier) >= 1
             assert t.user_attrs["env_steps"] < max(
                 o.user_attrs["env_steps"] for o in trials if o.state.name == "COMPLETE")
+
+
+def test_size_check_stops_before_fine_tuning_with_the_final_size() -> None:
+    full = run_trial(_cfg()).metrics
+    seen: list[float] = []
+    kept = run_trial(_cfg(), rungs=Rungs([], lambda i, p: False,
+                                         at_size=lambda n: seen.append(n) or False)).metrics
+    assert seen == [float(full["params_nonzero"])]  # asked once, with the final size
+    assert kept["return_mean"] == full["return_mean"]  # asking changes nothing
+    with pytest.raises(TrialStopped) as err:
+        run_trial(_cfg(), rungs=Rungs([], lambda i, p: False, at_size=lambda n: True))
+    part = err.value.metrics
+    assert part["stopped_at_rung"] == SIZE_CHECK and "final size" in part["stopped_at"]
+    assert part["finetune_env_steps"] == 0  # one-shot: stopped before any fine-tuning
+    assert part["trial_env_steps"] < full["trial_env_steps"]
+    assert part["params_nonzero"] == full["params_nonzero"] and "rung_return" not in part
+
+
+def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "space.yaml", {
+        "method": "importance", "hidden": "16", "sparsity": {"low": 0.0, "high": 0.9},
+        "finetune_steps": 512})
+    # max_return 1: every finished trial reaches the bound, so any later trial with more
+    # nonzero parameters than a finished one is dominated whatever it would score
+    sweep = write_yaml(tmp_path / "sweep.yaml", {
+        "name": "size", "agent": {"name": "ppo", "train_steps": 1024},
+        "eval": {"episodes": 2}, "space": "space.yaml", "trials": 8, "sampler": "random",
+        "out": str(tmp_path / "o"), "reeval": {"seeds": 0}, "baseline": {"enabled": False},
+        "max_return": 1, "workers": 1,
+        "early_stop": {"enabled": True, "rungs": [], "size_check": True}})
+    res = CliRunner().invoke(app, ["sweep", str(sweep)])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(sweep)
+    trials = load_study(sw.storage, sw.study).trials
+    stopped = [t for t in trials if t.state.name == "PRUNED"]
+    assert stopped, [t.state.name for t in trials]
+    for t in trials:
+        smaller_done = [o for o in trials if o.number < t.number and o.state.name == "COMPLETE"
+                        and o.values[1] < t.user_attrs["params_nonzero"]]
+        # stopped exactly when a smaller finished trial existed (it scored >= 1)
+        assert (t.state.name == "PRUNED") == bool(smaller_done), t.number

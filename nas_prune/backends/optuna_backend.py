@@ -115,7 +115,16 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
                   and t.user_attrs.get("rung_schedule") == schedule]
         return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
 
-    return Rungs(list(es.rungs), decide, es.episodes)
+    bound = sweep.config.max_return
+
+    def certainly_dominated(params: float) -> bool:
+        # a finished trial with fewer params already scored the return's upper bound
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return any(t.values is not None and t.values[0] >= bound and t.values[1] < params
+                   for t in done)
+
+    at_size = certainly_dominated if es.size_check and bound is not None else None
+    return Rungs(list(es.rungs), decide, es.episodes, at_size)
 
 
 def _reason(exc: BaseException) -> str:

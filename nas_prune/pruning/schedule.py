@@ -32,6 +32,9 @@ class ScheduleRun:
     seed: int
     dense_selection_return: float
     progress: Progress | None = None
+    # called with the policy right after its last planned pruning step (final size);
+    # early stopping may raise here, before the rest of the fine-tuning and evaluation
+    at_final_size: Callable[[MLP], None] | None = None
     log: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -40,7 +43,7 @@ def run_schedule(agent: Agent, run: ScheduleRun) -> None:
     cfg = run.cfg
     total = cfg.finetune.steps
     if cfg.schedule == "oneshot":
-        _prune_and_tune(agent, run, run.plan, total, last=True)
+        _prune_and_tune(agent, run, run.plan, total, last=True, final_size=True)
         return
     per_step = total // cfg.steps
     for k in range(1, cfg.steps + 1):
@@ -49,11 +52,12 @@ def run_schedule(agent: Agent, run: ScheduleRun) -> None:
             if not _iterative_step(agent, run, targets, per_step, k):
                 return
         else:
-            _prune_and_tune(agent, run, targets, per_step, last=k == cfg.steps)
+            _prune_and_tune(agent, run, targets, per_step, last=k == cfg.steps,
+                            final_size=k == cfg.steps)
 
 
 def _prune_and_tune(agent: Agent, run: ScheduleRun, targets: list[float], steps: int, *,
-                    last: bool) -> None:
+                    last: bool, final_size: bool) -> None:
     net = agent.policy
     tune: Callable[..., None] = lambda n, **kw: finetune(  # noqa: E731
         agent, run.teacher, run.cfg.finetune, n, seed=run.seed + agent.env_steps, **kw)
@@ -61,6 +65,8 @@ def _prune_and_tune(agent: Agent, run: ScheduleRun, targets: list[float], steps:
     # Penalised fine-tuning (L1) drives weights to zero before they are thresholded.
     tune(pre, penalty=run.method.penalty, progress=run.progress)
     run.method.prune(net, targets, run.ctx)
+    if final_size and run.at_final_size is not None:
+        run.at_final_size(net)
     if not last or not run.snapshot.every_steps:
         tune(steps - pre, progress=run.progress)
         return
@@ -81,7 +87,8 @@ def _iterative_step(agent: Agent, run: ScheduleRun, targets: list[float], steps:
                     k: int) -> bool:
     # Keep the last model within tolerance of the dense return; stop below it.
     before = copy.deepcopy(agent.policy)
-    _prune_and_tune(agent, run, targets, steps, last=False)
+    # a later revert only makes the policy larger: a size check here stays valid
+    _prune_and_tune(agent, run, targets, steps, last=False, final_size=k == run.cfg.steps)
     score = selection_eval(agent.policy, agent, run.snapshot.episodes, run.seed).mean
     run.log.append({"step": float(k), "return": score})
     dense = run.dense_selection_return

@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--min-dominators", type=int, default=3)
-    ap.add_argument("--rungs", type=lambda v: [float(x) for x in v.split(",")],
+    ap.add_argument("--rungs", type=lambda v: [float(x) for x in v.split(",") if x],
                     default=[0.25, 0.5], help="comma-separated fractions of the fine-tune budget")
     ap.add_argument("--episodes", type=int, default=10, help="selection episodes per rung")
     args = ap.parse_args()

@@ -1,11 +1,14 @@
 """Scaling benchmark: trials per hour with 1 vs 2 concurrent trials on the Optuna workers
-(journal storage) and on the Ray backend, and the per-trial orchestration overhead against
-calling run_trial directly. Torch threads are pinned to 1 per trial.
+(journal storage) and on the Ray backend, and each orchestrator's overhead. Torch threads
+are pinned to 1 per trial.
 
-    python -m tests.benchmarks.bench_scaling [--trials 8] [--skip-ray]
+    python -m tests.benchmarks.bench_scaling [--trials 10] [--skip-ray]
 
-The dense agent is trained once up front and shared through the cache, so every timed
-trial is prune + fine-tune + evaluate on identical budgets.
+Overhead is the sweep's wall time minus the time spent inside ``run_trial`` (each trial's
+``wall_s``). It is split into a fixed start-up cost and a per-trial cost by running each
+orchestrator twice, with 2 and with ``--trials`` trials: per-trial overhead is the slope
+between the two runs. The dense agent is trained once up front and shared through the
+cache, so every timed trial is prune + fine-tune + evaluate on identical budgets.
 """
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ def _direct(sweep_file: Path, trials: int, dense_dir: Path) -> float:
     return time.perf_counter() - start
 
 
-def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> float:
+def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tuple[float, float]:
+    """(sweep wall time, summed run_trial time of its trials)."""
     from nas_prune.sweep import load_sweep
 
     sw = load_sweep(sweep_file)
@@ -69,12 +73,17 @@ def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> flo
         run_ray(sw, trials=sw.config.trials, address=None, max_concurrent=workers)
     else:
         run_sweep(sw, workers=workers)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    from nas_prune.backends.storage import load_study
+    from nas_prune.results import trials_frame
+
+    inside = float(trials_frame(load_study(sw.storage, sw.study))["wall_s"].sum())
+    return wall, inside
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--trials", type=int, default=8)
+    ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -84,37 +93,41 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nas_prune_scaling_"))
     dense = tmp / "dense"
     _direct(_write(tmp, 1, "warm"), 1, dense)  # trains the dense agent into the cache
-    rows = [("direct run_trial", 1, _direct(_write(tmp, args.trials, "direct"), args.trials,
-                                            dense))]
-    for workers in (1, 2):
-        rows.append((f"optuna workers={workers}", workers,
-                     _sweep(_write(tmp, args.trials, f"opt{workers}"), dense, workers=workers,
-                            ray=False)))
+    direct = _direct(_write(tmp, args.trials, "direct"), args.trials, dense)
+    kinds = [("optuna", False)]
     if not args.skip_ray:
         import ray
 
         t0 = time.perf_counter()
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        init_s = time.perf_counter() - t0
-        for workers in (1, 2):
-            rows.append((f"ray max_concurrent={workers}", workers,
-                         _sweep(_write(tmp, args.trials, f"ray{workers}"), dense,
-                                workers=workers, ray=True)))
+        print(f"ray.init: {time.perf_counter() - t0:.1f} s (not counted below)")
+        kinds.append(("ray", True))
+    runs: dict[tuple[str, int, int], tuple[float, float]] = {}
+    for kind, ray_backend in kinds:
+        for workers, n in ((1, 2), (1, args.trials), (2, args.trials)):
+            name = f"{kind}{workers}n{n}"
+            runs[kind, workers, n] = _sweep(_write(tmp, n, name), dense, workers=workers,
+                                            ray=ray_backend)
+    if not args.skip_ray:
         ray.shutdown()
-        print(f"ray.init: {init_s:.1f} s (not counted below)")
-    direct = rows[0][2]
-    print(f"\n{args.trials} trials each (PPO CartPole, [32,32], 8,192 fine-tune steps, "
-          f"20 eval episodes), 1 torch thread per trial")
-    print(f"{'how':26s} {'wall_s':>8s} {'trials/h':>9s} {'overhead/trial_s':>17s}")
-    for how, workers, wall in rows:
-        over = (wall * workers - direct) / args.trials if workers == 1 else float("nan")
-        print(f"{how:26s} {wall:8.1f} {3600 * args.trials / wall:9.0f} {over:17.2f}")
-    by = {how: wall for how, _, wall in rows}
-    for kind, one, two in (("optuna", "optuna workers=1", "optuna workers=2"),
-                           ("ray", "ray max_concurrent=1", "ray max_concurrent=2")):
-        if one in by:
-            print(f"{kind}: 2 vs 1 concurrent trials: {by[one] / by[two]:.2f}x trials/hour")
+    _print(args.trials, direct, runs, [k for k, _ in kinds])
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _print(trials: int, direct: float, runs: dict[tuple[str, int, int], tuple[float, float]],
+           kinds: list[str]) -> None:
+    print(f"\nPPO CartPole, [32,32], 8,192 fine-tune steps, 20 eval episodes per trial, "
+          f"1 torch thread per trial; direct run_trial loop: {direct / trials:.2f} s/trial")
+    print(f"{'orchestrator':10s} {'trial_s':>8s} {'startup_s':>10s} {'overhead/trial_s':>17s} "
+          f"{'overhead %':>11s} {'trials/h 1':>11s} {'trials/h 2':>11s} {'2 vs 1':>7s}")
+    for kind in kinds:
+        (w_small, in_small), (w_big, in_big) = runs[kind, 1, 2], runs[kind, 1, trials]
+        per_trial = ((w_big - in_big) - (w_small - in_small)) / (trials - 2)
+        startup = (w_small - in_small) - 2 * per_trial
+        trial_s = in_big / trials
+        one, two = 3600 * trials / w_big, 3600 * trials / runs[kind, 2, trials][0]
+        print(f"{kind:10s} {trial_s:8.2f} {startup:10.2f} {per_trial:17.3f} "
+              f"{100 * per_trial / trial_s:10.1f}% {one:11.0f} {two:11.0f} {two / one:6.2f}x")
 
 
 if __name__ == "__main__":
