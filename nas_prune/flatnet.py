@@ -56,17 +56,18 @@ class FlatMLP:
     def __init__(self, net: MLP) -> None:
         self.net = net
         self.act, self.act_backward = ACTIVATIONS[net.activation]
-        self._w0 = net.layers[0].weight  # the same Parameter object whatever its storage
+        self._w0 = net.linears()[0].weight  # the same Parameter object whatever its storage
         self._tape: list[tuple[Tensor, Tensor, Tensor]] = []
         self.bind()
 
     def bind(self) -> None:
         """Re-read the parameter views (after the storage moved into another buffer)."""
-        layers = list(self.net.layers)
+        layers = self.net.linears()
         # plain tensors without requires_grad, sharing storage with the parameters
         self.weights = [(layer.weight.detach(), layer.bias.detach()) for layer in layers]
         self._weights_t = [(w.t(), b) for w, b in self.weights]
-        self.grads = [(layer.weight.grad, layer.bias.grad) for layer in layers]
+        self.grads: list[tuple[Tensor | None, Tensor | None]] = [
+            (layer.weight.grad, layer.bias.grad) for layer in layers]
         self.np_weights = [(w.numpy().T, b.numpy()) for w, b in self.weights]
         self._ptr = self._w0.data_ptr()
 

@@ -44,6 +44,10 @@ class MLP(nn.Module):
         self._effective: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         self._masked = False
 
+    def linears(self) -> list[nn.Linear]:
+        """The Linear layers, input first (typed: indexing the ModuleList gives Module)."""
+        return [layer for layer in self.layers if isinstance(layer, nn.Linear)]
+
     @property
     def hidden(self) -> list[int]:
         """Hidden layer widths."""

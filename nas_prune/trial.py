@@ -166,7 +166,7 @@ def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
 
 
 def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
-    part = {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
+    part: dict[str, Any] = {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
             "finetune_env_steps": agent.env_steps, "env_steps": dense_steps + agent.env_steps,
             "wall_s": time.perf_counter() - start}
     if stop.rung == SIZE_CHECK:

@@ -26,12 +26,34 @@ Callback = Callable[[optuna.Study, FrozenTrial], None]
 RETRY_OF = "retry_of"
 
 
+class _NSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II whose generations fill with finished trials, stopped (PRUNED) ones included.
+
+    Optuna's counts only COMPLETE trials, so with early stopping a generation waits for
+    ``population_size`` trials that were not stopped, and the search stays random far
+    longer than without it. Stopped trials still never become parents: only COMPLETE ones
+    have both objectives (and a stopped trial is dominated by a COMPLETE one).
+    """
+
+    def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        key = self._get_generation_key()
+        generation = trial.system_attrs.get(key)
+        if generation is not None:
+            return int(generation)
+        done = study._get_trials(  # noqa: SLF001 (as Optuna's own implementation)
+            deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED], use_cache=True)
+        generations = [g for g in (t.system_attrs.get(key, -1) for t in done) if g >= 0]
+        latest = max(generations, default=0)
+        generation = latest + int(sum(g == latest for g in generations) >= self._population_size)
+        study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # noqa: SLF001
+        return generation
+
+
 def make_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
     """NSGA-II (default), TPE or random; multi-objective capable, seeded."""
     if name == "nsga2":
         # a population of about a third of the budget gives NSGA-II a few generations
-        return optuna.samplers.NSGAIISampler(population_size=max(4, min(50, trials // 3)),
-                                             seed=seed)
+        return _NSGAII(population_size=max(4, min(50, trials // 3)), seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True)
     return optuna.samplers.RandomSampler(seed=seed)

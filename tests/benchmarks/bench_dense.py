@@ -79,8 +79,8 @@ def main() -> None:
     rows = []
     for agent in args.agents.split(","):
         impls = ["ours", "sb3"] if args.sb3 else ["ours"]
-        for impl in impls:
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):  # interleaved: machine noise hits both sides alike
+            for impl in impls:
                 if impl == "ours":
                     wall, ret = ours(agent, seed, args.snapshot_every)
                 else:

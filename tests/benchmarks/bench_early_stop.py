@@ -63,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sweep", type=Path, default=Path("sweeps/cartpole_quick.yaml"))
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--min-dominators", type=int, default=3)
     ap.add_argument("--rungs", type=lambda v: [float(x) for x in v.split(",") if x],
@@ -72,7 +73,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="nas_prune_es_"))
     rows = []
     dense: Path | None = None
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for early in (False, True):
             name = f"{'es' if early else 'full'}-s{seed}"
             path = _variant(args.sweep, tmp, name=name, seed=seed, args=args, early=early)

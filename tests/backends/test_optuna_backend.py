@@ -1,0 +1,43 @@
+"""The Optuna backend's NSGA-II: generations fill with finished trials, stopped ones too."""
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from nas_prune.backends.optuna_backend import make_sampler
+
+
+def _generations(prune: bool) -> list[int]:
+    sampler = make_sampler("nsga2", 0, 12)  # population 4
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    gens = []
+    for i in range(12):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        gens.append(sampler.get_trial_generation(study, study._storage.get_trial(
+            trial._trial_id)))
+        if prune and i % 2:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, [x, 1.0 - x])
+    return gens
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_generations_advance_every_population_of_finished_trials(prune: bool) -> None:
+    # with half the trials stopped, Optuna's own NSGA-II would still be in generation 1
+    assert _generations(prune) == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_stopped_trials_are_never_parents() -> None:
+    sampler = make_sampler("nsga2", 0, 12)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(8):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if i % 2:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, [x, 1.0 - x])
+    parents = sampler.get_parent_population(study, 2)
+    assert parents and all(t.state == optuna.trial.TrialState.COMPLETE for t in parents)
