@@ -43,7 +43,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     chosen = backend or sw.config.backend
     if chosen not in BACKENDS:
         raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
-    if chosen != "optuna" and sw.config.early_stop.enabled:
+    if chosen != "optuna" and sw.config.early_stop.requested():
         raise ValueError("--backend: early_stop runs on the optuna backend only")
     prepare(sw)
     total = trials or sw.config.trials

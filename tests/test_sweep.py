@@ -155,3 +155,18 @@ def test_report_refuses_a_modified_front_checkpoint(finished: Path, tmp_path: Pa
         assert "SHA-256" in res.output
     finally:
         shutil.copy(backup, path)
+
+
+def test_early_stopping_default_on_optuna_only_and_explicit_request_checked(
+        tmp_path: Path) -> None:
+    from nas_prune.config import ConfigError
+
+    (tmp_path / "space.yaml").write_text("method: magnitude\nsparsity: {low: 0.1, high: 0.5}\n")
+    base = "name: s\nspace: space.yaml\ntrials: 2\n"
+    (tmp_path / "a.yaml").write_text(base)
+    assert load_sweep(tmp_path / "a.yaml").config.early_stop.enabled  # on by default
+    (tmp_path / "b.yaml").write_text(base + "backend: ray\n")
+    assert not load_sweep(tmp_path / "b.yaml").config.early_stop.requested()  # ray: off
+    (tmp_path / "c.yaml").write_text(base + "backend: ray\nearly_stop: {enabled: true}\n")
+    with pytest.raises((ConfigError, ValueError), match="early_stop"):
+        load_sweep(tmp_path / "c.yaml")
