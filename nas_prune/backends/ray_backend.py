@@ -131,9 +131,6 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
 
     create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # the Optuna study is the record; Tune's own per-trial CSV/JSON/TensorBoard files are
-    # only overhead (set before Tune reads it)
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
