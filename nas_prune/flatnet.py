@@ -147,8 +147,8 @@ class FlatTrainer:
 
     Every ``nn.Parameter`` object stays (state dicts, ``load_state_dict``, masks and
     evaluation work unchanged); only its storage moves into the buffer. The update is
-    ``torch.optim.Adam``'s (its functional form, fused kernel) over the whole buffer; the
-    first net is the one a pruning penalty applies to.
+    ``torch.optim.Adam``'s fused kernel over the whole buffer; the first net is the one a
+    pruning penalty applies to.
     """
 
     def __init__(self, nets: Sequence[MLP], extra: Sequence[nn.Parameter] = (), *,
@@ -162,7 +162,8 @@ class FlatTrainer:
         total = sum(p.numel() for p in self.params)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
         flatten_into(self.params, self.flat, self.grad)
-        self._where = [(p, p.data_ptr()) for p in self.params]
+        self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
+                       for p in self.params]
         self.mlps = {id(net): FlatMLP(net) for net in self.nets}
         self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
         self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
@@ -181,18 +182,7 @@ class FlatTrainer:
             FloatingPointError: the gradient is not finite (the loss diverged); no update.
         """
         self._claim()
-        for net in self.nets:
-            if net in grads:
-                self[net].backward(torch.as_tensor(grads[net]))
-            else:
-                for p in net.parameters():
-                    p.grad.zero_()  # type: ignore[union-attr]
-        for p in self.extra:
-            g = (extra or {}).get(p)
-            if g is None:
-                p.grad.zero_()  # type: ignore[union-attr]
-            else:
-                p.grad.copy_(torch.as_tensor(g))  # type: ignore[union-attr]
+        self._backward(grads, extra or {})
         if penalty is not None:
             self._add_penalty(penalty)
         norm = torch.linalg.vector_norm(self.grad).item()
@@ -212,11 +202,29 @@ class FlatTrainer:
         for net in self.nets:
             net.apply_masks()
 
+    def _backward(self, grads: Mapping[MLP, Tensor | np.ndarray],
+                  extra: Mapping[nn.Parameter, Tensor | np.ndarray]) -> None:
+        # every slice of the gradient buffer is written: backward, copy, or zero
+        for net in self.nets:
+            if net in grads:
+                self[net].backward(torch.as_tensor(grads[net]))
+            else:
+                for p in net.parameters():
+                    p.grad.zero_()  # type: ignore[union-attr]
+        for p in self.extra:
+            g = extra.get(p)
+            if g is None:
+                p.grad.zero_()  # type: ignore[union-attr]
+            else:
+                p.grad.copy_(torch.as_tensor(g))  # type: ignore[union-attr]
+
     def _claim(self) -> None:
         # Another trainer over some of the same nets (e.g. distillation's) moved their
-        # parameters into its buffer: move them back, current values kept; the layout and so
-        # this trainer's Adam state stay valid.
-        if any(p.data_ptr() != ptr for p, ptr in self._where):
+        # parameters into its buffer, or ``zero_grad(set_to_none=True)`` dropped a .grad:
+        # move them back, current values kept; the layout and so this trainer's Adam state
+        # stay valid.
+        if any(p.data_ptr() != ptr or p.grad is None or p.grad.data_ptr() != gptr
+               for p, ptr, gptr in self._where):
             flatten_into(self.params, self.flat, self.grad)
             for mlp in self.mlps.values():
                 mlp.bind()

@@ -39,6 +39,8 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.acts = nn.ModuleList(act() for _ in range(len(sizes) - 2))
         # Unstructured masks per Linear weight; neuron masks per hidden layer (structured).
+        # Set them through set_weight_mask / set_neuron_mask only: apply_masks skips all work
+        # until one of those has been called (it runs after every optimizer step).
         self.weight_masks: list[torch.Tensor | None] = [None] * len(self.layers)
         self.neuron_masks: list[torch.Tensor | None] = [None] * (len(sizes) - 2)
         self._effective: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None

@@ -62,15 +62,19 @@ class EarlyStopConfig(Strict):
     PRUNED with its partial metrics.
 
     ``size_check``: right after its last pruning step a trial stops if a finished trial with
-    fewer nonzero parameters already scored ``max_return`` (needs the sweep's
-    ``max_return``). ``rungs`` (none by default): at each fraction of the fine-tune budget a
-    trial is evaluated on ``episodes`` selection episodes; it stops when at least
+    fewer nonzero parameters already scored ``return_upper_bound``, a true supremum of an
+    evaluation's mean return (CartPole-v1: 500; the check is off without it). Not
+    ``max_return``: that is only the top of the hypervolume box.
+
+    ``rungs`` (none by default): at each fraction of the fine-tune budget a trial is
+    evaluated on ``episodes`` selection episodes; it stops when at least
     ``min_dominators`` finished trials' points at that rung dominate its
     (params_nonzero, return). On by default on the optuna backend; the ray backend runs
     without it (and refuses ``enabled: true`` written in the sweep file)."""
 
     enabled: bool = True  # on the optuna backend; measured in README "Performance"
     size_check: bool = True
+    return_upper_bound: float | None = None
     rungs: list[float] = Field(default_factory=list)
     min_dominators: int = Field(default=3, ge=1)
     episodes: int = Field(default=10, ge=1)

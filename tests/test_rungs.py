@@ -95,14 +95,15 @@ def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) 
     write_yaml(tmp_path / "space.yaml", {
         "method": "importance", "hidden": "16", "sparsity": {"low": 0.0, "high": 0.9},
         "finetune_steps": 512})
-    # max_return 1: every finished trial reaches the bound, so any later trial with more
+    # bound 1: every finished trial reaches it, so any later trial with more
     # nonzero parameters than a finished one is dominated whatever it would score
     sweep = write_yaml(tmp_path / "sweep.yaml", {
         "name": "size", "agent": {"name": "ppo", "train_steps": 1024},
         "eval": {"episodes": 2}, "space": "space.yaml", "trials": 8, "sampler": "random",
         "out": str(tmp_path / "o"), "reeval": {"seeds": 0}, "baseline": {"enabled": False},
-        "max_return": 1, "workers": 1,
-        "early_stop": {"enabled": True, "rungs": [], "size_check": True}})
+        "workers": 1,
+        "early_stop": {"enabled": True, "rungs": [], "size_check": True,
+                       "return_upper_bound": 1}})
     res = CliRunner().invoke(app, ["sweep", str(sweep)])
     assert res.exit_code == 0, res.output
     sw = load_sweep(sweep)

@@ -148,16 +148,17 @@ class DQNAgent(Agent):
             if len(self.buffer) > hp.learning_starts and self.env_steps % hp.train_freq == 0:
                 self._train_round(penalty)
             if self.env_steps % hp.target_update_interval == 0:
-                # The Q-network only changes inside rounds, so copying it at the next
-                # round's start copies the same weights as copying it now.
+                # Training changes the Q-network only inside rounds, so copying it at the
+                # next round's start copies the weights it has now (pruning between the
+                # two is the exception: the target then starts from the pruned weights).
                 self._sync_due = True
             if progress is not None:
                 progress(self.env_steps)
 
     def _sync_target(self) -> None:
-        for (tw, tb), (w, b) in zip(self.target.weights, self.fq.weights):
-            tw.copy_(w)
-            tb.copy_(b)
+        for (tw, tb), layer in zip(self.target.weights, self.q.linears()):
+            tw.copy_(layer.weight.detach())
+            tb.copy_(layer.bias.detach())
         self._sync_due = False
 
     def _train_round(self, penalty: Penalty | None) -> None:

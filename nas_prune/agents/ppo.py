@@ -115,7 +115,8 @@ class PPOAgent(Agent):
             return action, logp
         shifted = out - out.max(-1, keepdims=True)
         log_norm = np.log(np.exp(shifted).sum(-1))
-        gumbel = -np.log(-np.log(self.rng.random(out.shape, dtype=np.float32)))
+        u = self.rng.random(out.shape, dtype=np.float32)
+        gumbel = -np.log(-np.log(np.maximum(u, np.finfo(np.float32).tiny)))
         action = (shifted + gumbel).argmax(-1)  # Gumbel-max: a draw from softmax(out)
         return action, shifted[np.arange(len(action)), action] - log_norm
 
@@ -169,6 +170,8 @@ class PPOAgent(Agent):
     def _update(self, data: dict[str, np.ndarray], clip: float, penalty: Penalty | None) -> None:
         hp = self.hp
         n = len(data["adv"])
+        if n == 0:  # every step of the rollout was a reset step
+            return
         if n <= hp.batch_size:  # one minibatch: the whole rollout, the same every epoch
             data = {**data, "adv": normalized(data["adv"])}
             for _ in range(hp.n_epochs):

@@ -48,6 +48,21 @@ class _NSGAII(optuna.samplers.NSGAIISampler):
         study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # noqa: SLF001
         return generation
 
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, Any]) -> dict[str, Any]:
+        # a generation of mostly stopped trials can leave fewer than the two parents a
+        # crossover needs: sample that child at random (as generation 0 does)
+        parents = self.get_parent_population(study, self.get_trial_generation(study, trial))
+        if len(parents) < 2:
+            return {}
+        return super().sample_relative(study, trial, search_space)
+
+
+# keep Optuna's own keys (the subclass would get "_NSGAII:..."): studies stay resumable
+_NSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY  # noqa: SLF001
+_NSGAII._PARENT_CACHE_KEY_PREFIX = (
+    optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX)  # noqa: SLF001
+
 
 def make_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
     """NSGA-II (default), TPE or random; multi-objective capable, seeded."""
@@ -137,7 +152,7 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
                   and t.user_attrs.get("rung_schedule") == schedule]
         return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
 
-    bound = sweep.config.max_return
+    bound = es.return_upper_bound
 
     def certainly_dominated(params: float) -> bool:
         # a finished trial with fewer params already scored the return's upper bound

@@ -88,7 +88,6 @@ class _Recorder:
         study, done = self._study()
         if trial.trial_id in done:
             return
-        done.add(trial.trial_id)
         attrs: dict[str, Any] = {RAY_ID: trial.trial_id}
         config = json.loads(trial.config.get("trial_config", "{}"))
         attrs["config"] = config
@@ -96,11 +95,13 @@ class _Recorder:
         if failed or "metrics_json" not in res:
             attrs["fail_reason"] = str(getattr(trial, "error_msg", "") or "ray trial failed")[:300]
             study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
+            done.add(trial.trial_id)
             return
         metrics = json.loads(res["metrics_json"])
         attrs.update(metrics, out_dir=res["out_dir"])
         values = [float(metrics["return_mean"]), float(metrics["params_nonzero"])]
         study.add_trial(create_trial(values=values, user_attrs=attrs))
+        done.add(trial.trial_id)
 
 
 def _callback(sweep: Sweep) -> Any:

@@ -41,3 +41,26 @@ def test_stopped_trials_are_never_parents() -> None:
             study.tell(trial, [x, 1.0 - x])
     parents = sampler.get_parent_population(study, 2)
     assert parents and all(t.state == optuna.trial.TrialState.COMPLETE for t in parents)
+
+
+def test_a_generation_of_stopped_trials_still_samples() -> None:
+    # 1 COMPLETE + 3 PRUNED fill generation 0: its parents (COMPLETE only) are too few for
+    # a crossover, so the next children are drawn at random instead of failing
+    sampler = make_sampler("nsga2", 0, 12)  # population 4
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for i in range(24):
+        trial = study.ask()
+        x = trial.suggest_float("x", 0.0, 1.0)
+        y = trial.suggest_int("y", 0, 5)
+        if 0 < i < 4:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, [x, float(y)])
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.FAIL not in states
+    assert len(states) == 24
+
+
+def test_generation_keys_are_optunas_own() -> None:
+    sampler = make_sampler("nsga2", 0, 12)
+    assert sampler._get_generation_key() == optuna.samplers.NSGAIISampler._get_generation_key()

@@ -34,7 +34,9 @@ def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Names
     data.update(name=name, sampler_seed=seed, trials=args.trials, out=str(tmp / name),
                 workers=1, reeval={"seeds": 0}, baseline={"enabled": False},
                 early_stop={"enabled": early, "rungs": args.rungs,
-                            "min_dominators": args.min_dominators, "episodes": args.episodes})
+                            "min_dominators": args.min_dominators, "episodes": args.episodes,
+                            "return_upper_bound": data.get("early_stop", {}).get(
+                                "return_upper_bound")})
     data["space"] = str((src.parent / data["space"]).resolve())
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
