@@ -18,6 +18,8 @@ from nas_prune.sweep import load_sweep
 from tests.conftest import write_yaml
 
 runner = CliRunner()
+SLOW_ENV = {"id": "tests.envs:SlowCartPole", "kwargs": {"sleep_s": 0.002},
+            "max_episode_steps": 500}
 
 
 def _sweep_file(tmp: Path, *, env: dict | None = None, trials: int = 4, name: str = "rel",
@@ -86,7 +88,8 @@ def _wait_running(sweep: Path, proc: subprocess.Popen, timeout_s: float = 120) -
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_sweep_resumes_to_exactly_n(tmp_path: Path, sig: signal.Signals) -> None:
-    sweep = _sweep_file(tmp_path, trials=3)
+    # 2 ms per env step: a trial lasts seconds, so one is caught running
+    sweep = _sweep_file(tmp_path, trials=3, env=SLOW_ENV)
     proc = _start_sweep(sweep)
     _wait_running(sweep, proc)
     os.killpg(proc.pid, sig)

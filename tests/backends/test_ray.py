@@ -18,6 +18,10 @@ from tests.conftest import write_yaml
 
 REQUIRED = os.environ.get("NAS_PRUNE_REQUIRE_SERVERS") == "1"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # Ray 2.60 turns token auth on by default
+# 2 ms per env step: trials last seconds however fast training gets, so two run at once
+# (both nodes used) and an interrupt lands mid-sweep
+SLOW_ENV = {"id": "tests.envs:SlowCartPole", "kwargs": {"sleep_s": 0.002},
+            "max_episode_steps": 500}
 
 
 def _ray() -> str:
@@ -57,7 +61,7 @@ def test_ray_sweep_across_two_nodes(cluster: str, tmp_path: Path) -> None:
         "method": {"choices": ["importance", "magnitude"]}, "hidden": "8",
         "sparsity": {"low": 0.0, "high": 0.8}, "finetune_steps": 256})
     sweep = write_yaml(tmp_path / "sweep.yaml", {
-        "name": "raytiny", "agent": {"name": "ppo", "train_steps": 512,
+        "name": "raytiny", "env": SLOW_ENV, "agent": {"name": "ppo", "train_steps": 512,
                                      "hyper": {"n_epochs": 2}},
         "eval": {"episodes": 3}, "space": "space.yaml", "trials": 4, "backend": "ray",
         "out": str(tmp_path / "out"), "reeval": {"seeds": 1, "episodes": 3},
@@ -89,7 +93,7 @@ def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None
         "method": "magnitude", "hidden": "8", "sparsity": {"low": 0.0, "high": 0.8},
         "finetune_steps": 2048})
     sweep = write_yaml(tmp_path / "sweep.yaml", {
-        "name": "rayresume", "agent": {"name": "ppo", "train_steps": 512,
+        "name": "rayresume", "env": SLOW_ENV, "agent": {"name": "ppo", "train_steps": 512,
                                        "hyper": {"n_epochs": 2}},
         "eval": {"episodes": 3}, "space": "space.yaml", "trials": 4, "backend": "ray",
         "sampler": "random", "out": str(tmp_path / "out"), "reeval": {"seeds": 0},

@@ -58,6 +58,9 @@ def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
     hv = hypervolumes(front_of(complete(df)), df.iloc[0:0], {
         **study.user_attrs["sweep"], "max_return": sw.config.max_return or 500.0},
         "return_mean")["searched"]
+    failed = int((df["state"] == "FAIL").sum())
+    if failed:
+        print(f"  {failed} trials FAILED: {df.loc[df['state'] == 'FAIL', 'fail_reason'].tolist()}")
     return steps, hv, int((df["state"] == "PRUNED").sum()), wall
 
 

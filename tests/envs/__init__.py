@@ -1,6 +1,7 @@
 """Tiny envs for failure-injection tests (referenced as ``tests.envs:Name``)."""
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -27,3 +28,16 @@ class NanRewardCartPole(CartPoleEnv):
     def step(self, action: Any) -> Any:
         obs, _, term, trunc, info = super().step(action)
         return obs, float(np.nan), term, trunc, info
+
+
+class SlowCartPole(CartPoleEnv):
+    """CartPole that sleeps ``sleep_s`` per step: trials last long enough for the kill and
+    interrupt tests to catch one running, however fast training gets."""
+
+    def __init__(self, sleep_s: float = 0.001, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sleep_s = sleep_s
+
+    def step(self, action: Any) -> Any:
+        time.sleep(self.sleep_s)
+        return super().step(action)
