@@ -157,6 +157,11 @@ class FlatTrainer:
         if unsupported:
             raise ValueError(f"agent.activation: {unsupported[0]} has no backward here; "
                              f"allowed: {', '.join(sorted(ACTIVATIONS))}")
+        # Adam's moments of a parameter whose gradient stays exactly zero (a dead ReLU unit,
+        # a pruned weight) decay geometrically into denormal floats, which x86 CPUs compute
+        # ~100x slower: this alone made DQN's fused Adam step 40% of its training time.
+        # Flush them to zero (process-wide; a moment under 1.2e-38 moves no weight).
+        torch.set_flush_denormal(True)
         self.nets, self.extra = list(nets), list(extra)
         self.params = [p for net in self.nets for p in net.parameters()] + self.extra
         total = sum(p.numel() for p in self.params)

@@ -396,3 +396,16 @@ def test_second_trainer_over_a_later_net_is_reclaimed() -> None:
                     critic: mse_d_out(c_out, value_target)}, what="test loss")
     after = critic.state_dict()
     assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_trainer_flushes_denormals_so_decayed_adam_moments_become_zero() -> None:
+    # a parameter whose gradient stays 0 (a dead ReLU unit) has exp_avg *= 0.9 per step: it
+    # reaches denormal floats after ~800 steps, which x86 computes ~100x slower
+    torch.set_flush_denormal(False)
+    tiny = torch.tensor([1e-37])
+    assert (tiny * 0.01).item() > 0  # a denormal, as without the trainer
+    FlatTrainer([MLP([2, 3, 1])], lr=1e-3)
+    try:
+        assert (tiny * 0.01).item() == 0.0
+    finally:
+        torch.set_flush_denormal(False)

@@ -4,12 +4,20 @@ on CartPole-v1, same env steps, same evaluation (100 greedy episodes), side by s
     python -m tests.benchmarks.bench_dense --seeds 5            # ours only
     python -m tests.benchmarks.bench_dense --seeds 5 --sb3   # and SB3: pip install -e .[bench]
 
+``--snapshot-every 0,2500`` (default) times ours twice: training only (as SB3), and with
+best-snapshot keeping (20 selection episodes every 2,500 steps, as sweeps train dense agents).
+``--vanilla`` adds our DQN with ``double: false`` (SB3's DQN is vanilla DQN: the same
+algorithm). ``--sb3-flush-denormal`` adds SB3 with ``torch.set_flush_denormal(True)``, which
+our trainer sets (``nas_prune.flatnet``): it shows how much of the gap is that one setting.
+
 Solved: mean return >= 475 over 100 evaluation episodes.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,13 +26,14 @@ from nas_prune.config import TrialConfig
 from nas_prune.dense import build_agent, env_spec, train_dense
 from nas_prune.evaluation import evaluate, evaluate_fn
 
+Run = tuple[float, float]  # (wall_s, mean return over 100 episodes)
 STEPS = {"dqn": 50_000, "ppo": 100_000}
 SOLVED = 475.0
 
 
-def ours(agent: str, seed: int, snapshot_every: int) -> tuple[float, float]:
+def ours(agent: str, seed: int, *, snapshot_every: int, hyper: dict | None = None) -> Run:
     cfg = TrialConfig.model_validate({
-        "agent": {"name": agent, "train_steps": STEPS[agent],
+        "agent": {"name": agent, "train_steps": STEPS[agent], "hyper": hyper or {},
                   "snapshot": {"every_steps": snapshot_every, "episodes": 20}},
         "seed": seed})
     torch.set_num_threads(1)
@@ -37,11 +46,13 @@ def ours(agent: str, seed: int, snapshot_every: int) -> tuple[float, float]:
     return wall, res.mean
 
 
-def sb3(agent: str, seed: int) -> tuple[float, float]:
+def sb3(agent: str, seed: int, *, flush_denormal: bool = False) -> Run:
     import gymnasium as gym
     from stable_baselines3 import DQN, PPO
 
     torch.set_num_threads(1)
+    # ours turns flushing on (nas_prune.flatnet); SB3 runs as it ships unless asked
+    torch.set_flush_denormal(flush_denormal)
     if agent == "dqn":
         model = DQN("MlpPolicy", "CartPole-v1", learning_rate=2.3e-3, batch_size=64,
                     buffer_size=100_000, learning_starts=1000, gamma=0.99,
@@ -69,35 +80,60 @@ def sb3(agent: str, seed: int) -> tuple[float, float]:
     return wall, res.mean
 
 
+def _variants(agent: str, args: argparse.Namespace) -> dict[str, Callable[[int], Run]]:
+    """name -> run(seed) for one agent: ours at each snapshot setting (and, for DQN,
+    vanilla DQN as SB3 runs it), then SB3."""
+    out: dict[str, Callable[[int], Run]] = {}
+    for n in map(int, args.snapshot_every.split(",")):
+        out[f"ours/{n}" if n else "ours"] = partial(ours, agent, snapshot_every=n)
+    if agent == "dqn" and args.vanilla:
+        out["ours vanilla"] = partial(ours, agent, snapshot_every=0, hyper={"double": False})
+    if args.sb3:
+        out["sb3"] = partial(sb3, agent)
+        if args.sb3_flush_denormal:
+            out["sb3 ftz"] = partial(sb3, agent, flush_denormal=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--agents", default="dqn,ppo")
     ap.add_argument("--sb3", action="store_true")
-    ap.add_argument("--snapshot-every", type=int, default=2500)
+    ap.add_argument("--sb3-flush-denormal", action="store_true",
+                    help="also time SB3 with torch.set_flush_denormal(True), as ours runs")
+    ap.add_argument("--vanilla", action="store_true",
+                    help="also time our DQN with double=False (SB3's DQN is vanilla)")
+    ap.add_argument("--snapshot-every", default="0,2500",
+                    help="comma list; 0 = no snapshot evaluations")
     args = ap.parse_args()
     rows = []
     for agent in args.agents.split(","):
-        impls = ["ours", "sb3"] if args.sb3 else ["ours"]
+        variants = _variants(agent, args)
         for seed in range(args.seeds):  # interleaved: machine noise hits both sides alike
-            for impl in impls:
-                if impl == "ours":
-                    wall, ret = ours(agent, seed, args.snapshot_every)
-                else:
-                    wall, ret = sb3(agent, seed)
+            for impl, run in variants.items():
+                wall, ret = run(seed)
                 rows.append((agent, impl, seed, wall, ret))
-                print(f"{agent:4s} {impl:5s} seed={seed} steps={STEPS[agent]} wall={wall:6.1f}s "
-                      f"return={ret:6.1f}", flush=True)
-    print("\nagent impl  steps   wall_s mean±std   return mean±std   solved(>=475)")
-    for agent in args.agents.split(","):
-        for impl in ["ours", "sb3"]:
+                print(f"{agent:4s} {impl:12s} seed={seed} steps={STEPS[agent]} "
+                      f"wall={wall:6.1f}s return={ret:6.1f}", flush=True)
+    _table(rows, args.agents.split(","))
+
+
+def _table(rows: list[tuple[str, str, int, float, float]], agents: list[str]) -> None:
+    print("\n(ours/N: with a 20-episode snapshot evaluation every N steps; "
+          "sb3 ftz: SB3 with denormals flushed)")
+    print("agent impl          steps   wall_s mean±std   return mean±std   solved(>=475)"
+          "   wall / sb3")
+    for agent in agents:
+        sb3_wall = [r[3] for r in rows if r[0] == agent and r[1] == "sb3"]
+        for impl in dict.fromkeys(r[1] for r in rows if r[0] == agent):
             sel = [r for r in rows if r[0] == agent and r[1] == impl]
-            if not sel:
-                continue
             w = np.array([r[3] for r in sel])
             ret = np.array([r[4] for r in sel])
-            print(f"{agent:5s} {impl:5s} {STEPS[agent]:6d} {w.mean():7.1f} ± {w.std():4.1f}   "
-                  f"{ret.mean():6.1f} ± {ret.std():5.1f}   {(ret >= SOLVED).sum()}/{len(sel)}")
+            ratio = f"{w.mean() / np.mean(sb3_wall):.2f}" if sb3_wall else "-"
+            print(f"{agent:5s} {impl:12s} {STEPS[agent]:6d} {w.mean():7.1f} ± {w.std():4.1f}   "
+                  f"{ret.mean():6.1f} ± {ret.std():5.1f}   {(ret >= SOLVED).sum()}/{len(sel):<13d}"
+                  f" {ratio}")
 
 
 if __name__ == "__main__":
