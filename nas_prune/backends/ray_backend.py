@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ class DefineByRun:
 
 def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
     """One Ray trial: run_trial on the config the searcher drew; report every metric."""
+    started_at = time.time()
     from ray import tune
 
     from nas_prune.config import TrialConfig
@@ -59,6 +61,9 @@ def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
     import ray
 
     result.metrics["ray_node_id"] = ray.get_runtime_context().get_node_id()
+    # wall-clock times on the node: the gap from one trial's report to the next trial's
+    # start on the same worker is Ray's per-trial overhead (tests/benchmarks/bench_scaling)
+    result.metrics.update(ray_started_at=started_at, ray_reported_at=time.time())
     metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}
     metrics.update(out_dir=str(out.resolve()), metrics_json=json.dumps(result.metrics))
     tune.report(metrics)

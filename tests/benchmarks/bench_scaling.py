@@ -18,8 +18,13 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPACE = {"method": {"choices": ["importance", "magnitude"]}, "hidden": "32,32",
          "sparsity": {"low": 0.0, "high": 0.9}, "finetune_steps": 8192}
@@ -77,8 +82,21 @@ def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tup
     from nas_prune.backends.storage import load_study
     from nas_prune.results import trials_frame
 
-    inside = float(trials_frame(load_study(sw.storage, sw.study))["wall_s"].sum())
+    df = trials_frame(load_study(sw.storage, sw.study))
+    inside = float(df["wall_s"].sum())
+    if ray and workers == 1 and "ray_started_at" in df:
+        _print_ray_gaps(df)
     return wall, inside
+
+
+def _print_ray_gaps(df: pd.DataFrame) -> None:
+    """Ray's time between trials on its one worker: from a trial's report to the next
+    trial's start, and from a trainable's start to run_trial's end, minus run_trial."""
+    df = df.sort_values("ray_started_at")
+    gaps = df["ray_started_at"].to_numpy()[1:] - df["ray_reported_at"].to_numpy()[:-1]
+    inside = (df["ray_reported_at"] - df["ray_started_at"] - df["wall_s"]).to_numpy()
+    print(f"  ray: report -> next trial start {np.median(gaps):.3f} s (median of "
+          f"{len(gaps)}), in-trainable outside run_trial {np.median(inside):.3f} s")
 
 
 def main() -> None:
