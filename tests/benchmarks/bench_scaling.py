@@ -26,14 +26,14 @@ import yaml
 if TYPE_CHECKING:
     import pandas as pd
 
-SPACE = {"method": {"choices": ["importance", "magnitude"]}, "hidden": "32,32",
+SPACE = {"method": {"choices": ["importance", "magnitude"]}, "hidden": "64,64",
          "sparsity": {"low": 0.0, "high": 0.9}, "finetune_steps": 8192}
 
 
 def _write(tmp: Path, trials: int, name: str) -> Path:
     (tmp / "space.yaml").write_text(yaml.safe_dump(SPACE))
     sweep = {"name": name, "agent": {"name": "ppo", "train_steps": 4096},
-             "eval": {"episodes": 20}, "space": "space.yaml", "trials": trials,
+             "eval": {"episodes": 50}, "space": "space.yaml", "trials": trials,
              "sampler": "random", "out": str(tmp / name), "reeval": {"seeds": 0},
              "baseline": {"enabled": False}}
     path = tmp / f"{name}.yaml"
@@ -134,7 +134,7 @@ def main() -> None:
 
 def _print(trials: int, direct: float, runs: dict[tuple[str, int, int], tuple[float, float]],
            kinds: list[str]) -> None:
-    print(f"\nPPO CartPole, [32,32], 8,192 fine-tune steps, 20 eval episodes per trial, "
+    print(f"\nPPO CartPole, [64,64], 8,192 fine-tune steps, 50 eval episodes per trial (the quick start's trial), "
           f"1 torch thread per trial; direct run_trial loop: {direct / trials:.2f} s/trial")
     print(f"{'orchestrator':10s} {'trial_s':>8s} {'startup_s':>10s} {'overhead/trial_s':>17s} "
           f"{'overhead %':>11s} {'trials/h 1':>11s} {'trials/h 2':>11s} {'2 vs 1':>7s}")

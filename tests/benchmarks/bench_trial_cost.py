@@ -37,6 +37,7 @@ def _dense_walls(sw: Sweep, cache: Path) -> dict[tuple[int, ...], float]:
     walls = {}
     for hidden in hidden_choices(sw.space):
         base = sw.base()
+        base.pop("finetune")  # sweep-level fine-tune defaults: space.suggest merges them
         base["agent"] = {**base["agent"], "hidden": hidden}
         start = time.perf_counter()
         obtain_dense(TrialConfig.model_validate(base), cache)
