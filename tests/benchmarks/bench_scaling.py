@@ -134,7 +134,8 @@ def main() -> None:
 
 def _print(trials: int, direct: float, runs: dict[tuple[str, int, int], tuple[float, float]],
            kinds: list[str]) -> None:
-    print(f"\nPPO CartPole, [64,64], 8,192 fine-tune steps, 50 eval episodes per trial (the quick start's trial), "
+    print("\nPPO CartPole, [64,64], 8,192 fine-tune steps, 50 eval episodes per trial "
+          "(the quick start's trial), "
           f"1 torch thread per trial; direct run_trial loop: {direct / trials:.2f} s/trial")
     print(f"{'orchestrator':10s} {'trial_s':>8s} {'startup_s':>10s} {'overhead/trial_s':>17s} "
           f"{'overhead %':>11s} {'trials/h 1':>11s} {'trials/h 2':>11s} {'2 vs 1':>7s}")
