@@ -14,7 +14,7 @@ from nas_prune.agents import agents
 from nas_prune.backends.storage import count_states
 from nas_prune.commands import check_writable
 from nas_prune.envs import act_dim, make_env, obs_dim
-from nas_prune.results import SWEEP_ATTR, complete, front_of, trials_frame
+from nas_prune.results import SWEEP_ATTR, complete, front_of, trial_attrs, trials_frame
 from nas_prune.sweep import Sweep
 
 Log = Callable[[str], None]
@@ -64,9 +64,10 @@ class ProgressLine:
         if trial.values:
             what = f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
         elif trial.state.name == "PRUNED":
-            ret = trial.user_attrs.get("rung_return")
-            what = (f"stopped at {trial.user_attrs.get('stopped_at', 'a rung')} "
-                    f"(params={trial.user_attrs.get('params_nonzero')}"
+            attrs = trial_attrs(trial)
+            ret = attrs.get("rung_return")
+            what = (f"stopped at {attrs.get('stopped_at', 'a rung')} "
+                    f"(params={attrs.get('params_nonzero')}"
                     + (f", return={ret:.1f})" if ret is not None else ")"))
         else:
             what = str(trial.user_attrs.get("fail_reason", ""))[:80]

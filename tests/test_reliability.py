@@ -16,10 +16,9 @@ from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
 from nas_prune.sweep import load_sweep
 from tests.conftest import write_yaml
+from tests.envs import SLOW_ENV
 
 runner = CliRunner()
-SLOW_ENV = {"id": "tests.envs:SlowCartPole", "kwargs": {"sleep_s": 0.002},
-            "max_episode_steps": 500}
 
 
 def _sweep_file(tmp: Path, *, env: dict | None = None, trials: int = 4, name: str = "rel",

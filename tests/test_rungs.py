@@ -11,6 +11,7 @@ from nas_prune import TrialConfig, run_trial
 from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
 from nas_prune.config import parse
+from nas_prune.results import trial_attrs
 from nas_prune.rungs import SIZE_CHECK, dominated_count
 from nas_prune.sweep import load_sweep
 from nas_prune.trial import Rungs, TrialStopped
@@ -71,8 +72,8 @@ def test_sweep_with_early_stopping_prunes_dominated_trials(tmp_path: Path) -> No
             earlier = [tuple(o.user_attrs["rung_0"]) for o in trials
                        if o.number < t.number and o.state.name in ("COMPLETE", "PRUNED")]
             assert dominated_count(tuple(t.user_attrs["rung_0"]), earlier) >= 1
-            assert t.user_attrs["env_steps"] < max(
-                o.user_attrs["env_steps"] for o in trials if o.state.name == "COMPLETE")
+            assert trial_attrs(t)["env_steps"] < max(
+                trial_attrs(o)["env_steps"] for o in trials if o.state.name == "COMPLETE")
 
 
 def test_size_check_stops_before_fine_tuning_with_the_final_size() -> None:
@@ -112,6 +113,6 @@ def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) 
     assert stopped, [t.state.name for t in trials]
     for t in trials:
         smaller_done = [o for o in trials if o.number < t.number and o.state.name == "COMPLETE"
-                        and o.values[1] < t.user_attrs["params_nonzero"]]
+                        and o.values[1] < trial_attrs(t)["params_nonzero"]]
         # stopped exactly when a smaller finished trial existed (it scored >= 1)
         assert (t.state.name == "PRUNED") == bool(smaller_done), t.number

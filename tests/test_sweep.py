@@ -14,6 +14,7 @@ from nas_prune import pareto
 from nas_prune.backends.optuna_backend import open_sweep_study
 from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
+from nas_prune.results import METRICS_ATTR
 from nas_prune.sweep import load_sweep
 
 runner = CliRunner()
@@ -69,6 +70,14 @@ def test_report_files_agree_with_storage(finished: Path) -> None:
         assert (sw.out / "report" / name).stat().st_size > 1000
     baseline = load_study(sw.storage, sw.study + ".baseline")
     assert len(baseline.trials) == 2
+
+
+def test_a_trials_metrics_are_one_storage_write(finished: Path) -> None:
+    sw = load_sweep(finished)
+    for t in load_study(sw.storage, sw.study).trials:
+        metrics = t.user_attrs[METRICS_ATTR]
+        assert metrics["return_mean"] == t.values[0]
+        assert "return_mean" not in t.user_attrs  # not written a second time on its own
 
 
 def test_best_then_trial_reproduces(finished: Path, tmp_path: Path) -> None:

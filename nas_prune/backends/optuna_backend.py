@@ -15,6 +15,7 @@ from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune.backends.storage import create_study, is_local, lock_path, n_finished, repair_journal
+from nas_prune.results import METRICS_ATTR
 from nas_prune.rungs import dominated_count
 from nas_prune.space import suggest
 from nas_prune.sweep import Sweep
@@ -110,18 +111,13 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
             result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out,
                                rungs=_rungs(sweep, trial))
         except TrialStopped as stop:
-            for key, value in stop.metrics.items():
-                trial.set_user_attr(key, value)
+            trial.set_user_attr(METRICS_ATTR, stop.metrics)
             raise optuna.TrialPruned(str(stop)) from None
         except BaseException as exc:
             trial.set_user_attr("fail_reason", _reason(exc))
             raise
-        for key, value in result.metrics.items():
-            trial.set_user_attr(key, value)
-        for i, point in enumerate(result.metrics.get("rung_points", [])):
-            trial.set_user_attr(f"rung_{i}", list(point))
-        if result.metrics.get("rung_points"):
-            trial.set_user_attr("rung_schedule", str(trial.params.get("schedule", "fixed")))
+        # one write (the rung points were written by decide() as they were reached)
+        trial.set_user_attr(METRICS_ATTR, result.metrics)
         values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
         if not all(math.isfinite(v) for v in values):
             trial.set_user_attr("fail_reason", f"non-finite objectives {values}")

@@ -16,6 +16,7 @@ import pytest
 
 from nas_prune.backends.storage import load_study
 from tests.conftest import write_yaml
+from tests.envs import SLOW_ENV
 
 REQUIRED = os.environ.get("NAS_PRUNE_REQUIRE_SERVERS") == "1"  # CI: fail, never skip
 
@@ -71,9 +72,11 @@ def pg_url() -> Iterator[str]:
 def test_two_workers_fill_exactly_n_trials(pg_url: str, tmp_path: Path) -> None:
     write_yaml(tmp_path / "space.yaml", {"method": "magnitude", "hidden": "4",
                                          "sparsity": {"low": 0.0, "high": 0.8},
-                                         "finetune_steps": 0})
+                                         "finetune_steps": 256})
+    # SlowCartPole: trials last about a second, so both workers get some
     sweep = write_yaml(tmp_path / "sweep.yaml", {
-        "name": "pg", "agent": {"name": "ppo", "train_steps": 256, "hyper": {"n_epochs": 1}},
+        "name": "pg", "env": SLOW_ENV,
+        "agent": {"name": "ppo", "train_steps": 256, "hyper": {"n_epochs": 1}},
         "eval": {"episodes": 2}, "space": "space.yaml", "trials": 6, "sampler": "random",
         "out": str(tmp_path / "out"), "reeval": {"seeds": 0}, "baseline": {"enabled": False}})
     cmd = [sys.executable, "-m", "nas_prune", "worker", str(sweep), "--storage", pg_url]

@@ -15,13 +15,10 @@ import pytest
 
 from nas_prune.backends.storage import load_study
 from tests.conftest import write_yaml
+from tests.envs import SLOW_ENV
 
 REQUIRED = os.environ.get("NAS_PRUNE_REQUIRE_SERVERS") == "1"
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # Ray 2.60 turns token auth on by default
-# 2 ms per env step: trials last seconds however fast training gets, so two run at once
-# (both nodes used) and an interrupt lands mid-sweep
-SLOW_ENV = {"id": "tests.envs:SlowCartPole", "kwargs": {"sleep_s": 0.002},
-            "max_episode_steps": 500}
 
 
 def _ray() -> str:

@@ -41,3 +41,8 @@ class SlowCartPole(CartPoleEnv):
     def step(self, action: Any) -> Any:
         time.sleep(self.sleep_s)
         return super().step(action)
+
+
+# a sweep file's env section for SlowCartPole (2 ms per step)
+SLOW_ENV = {"id": "tests.envs:SlowCartPole", "kwargs": {"sleep_s": 0.002},
+            "max_episode_steps": 500}

@@ -1,0 +1,28 @@
+"""Reading trials back: one metrics attribute (Optuna backend) or one per metric (Ray
+recorder, baseline, older studies) give the same row."""
+from __future__ import annotations
+
+from optuna.trial import create_trial
+
+from nas_prune.results import METRICS_ATTR, trial_attrs, trial_row
+
+METRICS = {"return_mean": 480.0, "params_nonzero": 22, "hidden_pruned": [2, 3]}
+
+
+def test_metrics_attr_and_flat_attrs_read_the_same() -> None:
+    one = create_trial(values=[480.0, 22.0],
+                       user_attrs={METRICS_ATTR: METRICS, "out_dir": "/x", "rung_0": [22, 1.0]})
+    flat = create_trial(values=[480.0, 22.0],
+                        user_attrs={**METRICS, "out_dir": "/x", "rung_0": [22, 1.0]})
+    assert trial_attrs(one) == trial_attrs(flat) == {**METRICS, "out_dir": "/x",
+                                                     "rung_0": [22, 1.0]}
+    assert METRICS_ATTR not in trial_row(one)
+    assert trial_row(one) == trial_row(flat)
+    assert trial_row(one)["hidden_pruned"] == "2,3"
+
+
+def test_attrs_set_beside_the_metrics_win() -> None:
+    # fail_reason is written on its own after the metrics when objectives are non-finite
+    t = create_trial(values=[0.0, 1.0], user_attrs={METRICS_ATTR: {"fail_reason": "a"},
+                                                    "fail_reason": "b"})
+    assert trial_attrs(t)["fail_reason"] == "b"
