@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import signal
+import threading
 import time
 import traceback
 from contextlib import nullcontext
@@ -57,6 +58,15 @@ class _NSGAII(optuna.samplers.NSGAIISampler):
         if len(parents) < 2:
             return {}
         return super().sample_relative(study, trial, search_space)
+
+    # Optuna >= 5.1 keeps a threading.Lock on GA samplers; Ray Tune pickles its searcher
+    # (and this sampler with it) into the sweep's Ray folder: drop the lock, make a new one
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()  # unused by Optuna < 5.1
 
 
 # keep Optuna's own keys (the subclass would get "_NSGAII:..."): studies stay resumable

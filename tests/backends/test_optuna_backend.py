@@ -64,3 +64,14 @@ def test_a_generation_of_stopped_trials_still_samples() -> None:
 def test_generation_keys_are_optunas_own() -> None:
     sampler = make_sampler("nsga2", 0, 12)
     assert sampler._get_generation_key() == optuna.samplers.NSGAIISampler._get_generation_key()
+
+
+@pytest.mark.parametrize("name", ["nsga2", "tpe", "random"])
+def test_samplers_survive_pickling_and_keep_sampling(name: str) -> None:
+    # Ray Tune pickles its searcher, sampler included (Optuna 5.1 put a lock on GA samplers)
+    import pickle
+
+    sampler = pickle.loads(pickle.dumps(make_sampler(name, 0, 12)))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0), 1.0), n_trials=10)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 10
