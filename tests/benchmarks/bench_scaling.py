@@ -95,8 +95,11 @@ def _print_ray_gaps(df: pd.DataFrame) -> None:
     df = df.sort_values("ray_started_at")
     gaps = df["ray_started_at"].to_numpy()[1:] - df["ray_reported_at"].to_numpy()[:-1]
     inside = (df["ray_reported_at"] - df["ray_started_at"] - df["wall_s"]).to_numpy()
+    per_trial = float(np.median(gaps) + np.median(inside))
     print(f"  ray: report -> next trial start {np.median(gaps):.3f} s (median of "
-          f"{len(gaps)}), in-trainable outside run_trial {np.median(inside):.3f} s")
+          f"{len(gaps)}), in-trainable outside run_trial {np.median(inside):.3f} s: "
+          f"{per_trial:.3f} s per trial, {100 * per_trial / df['wall_s'].mean():.1f}% of "
+          f"a {df['wall_s'].mean():.2f} s trial")
 
 
 def main() -> None:
