@@ -78,6 +78,10 @@ def test_a_trials_metrics_are_one_storage_write(finished: Path) -> None:
         metrics = t.user_attrs[METRICS_ATTR]
         assert metrics["return_mean"] == t.values[0]
         assert "return_mean" not in t.user_attrs  # not written a second time on its own
+        # the config and the trial folder ride in the same write
+        assert "config" not in t.user_attrs and "out_dir" not in t.user_attrs
+        assert metrics["config"]["seed"] == metrics["seed"]
+        assert Path(metrics["out_dir"]).is_dir()
 
 
 def test_best_then_trial_reproduces(finished: Path, tmp_path: Path) -> None:

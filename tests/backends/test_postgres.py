@@ -15,6 +15,7 @@ from typing import Iterator
 import pytest
 
 from nas_prune.backends.storage import load_study
+from nas_prune.results import trial_attrs
 from tests.conftest import write_yaml
 from tests.envs import SLOW_ENV
 
@@ -87,7 +88,7 @@ def test_two_workers_fill_exactly_n_trials(pg_url: str, tmp_path: Path) -> None:
     trials = load_study(pg_url, "pg").trials
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(complete) == 6
-    assert len({t.user_attrs["out_dir"] for t in complete}) == 6  # no trial ran twice
+    assert len({trial_attrs(t)["out_dir"] for t in complete}) == 6  # no trial ran twice
     assert all(t.state.name == "COMPLETE" or "surplus" in t.user_attrs.get("fail_reason", "")
                for t in trials)
     # both workers took part
