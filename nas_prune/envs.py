@@ -136,14 +136,20 @@ def check_spaces(obs: gym.Space, act: gym.Space) -> None:
 
 def obs_dim(space: gym.Space) -> int:
     """Size of a flat Box observation."""
-    return int(np.prod(space.shape))
+    return int(np.prod(_shape(space)))
 
 
 def act_dim(space: gym.Space) -> int:
     """Outputs a policy needs: one per discrete action, or one mean per Box dimension."""
     if isinstance(space, gym.spaces.Discrete):
         return int(space.n)
-    return int(np.prod(space.shape))
+    return int(np.prod(_shape(space)))
+
+
+def _shape(space: gym.Space) -> tuple[int, ...]:
+    if space.shape is None:
+        raise ValueError(f"env: spaces must be Box or Discrete, got {space}")
+    return space.shape
 
 
 def episode_seeds(seed: int, n: int, stream: int = 0) -> list[int]:

@@ -89,8 +89,9 @@ class MLP(nn.Module):
         return self._effective
 
     def _combine(self, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        layer = self.layers[i]
-        w = torch.ones_like(layer.weight) if self.weight_masks[i] is None else self.weight_masks[i]
+        layer = self.linears()[i]
+        mask = self.weight_masks[i]
+        w = torch.ones_like(layer.weight) if mask is None else mask
         b = None
         rows = self.neuron_masks[i] if i < len(self.neuron_masks) else None
         cols = self.neuron_masks[i - 1] if i > 0 else None
@@ -106,7 +107,7 @@ class MLP(nn.Module):
         """Zero every pruned weight and bias in place (call after each optimizer step)."""
         if not self._masked:
             return
-        for layer, (wm, bm) in zip(self.layers, self.effective_masks()):
+        for layer, (wm, bm) in zip(self.linears(), self.effective_masks()):
             layer.weight.mul_(wm)
             if bm is not None:
                 layer.bias.mul_(bm)

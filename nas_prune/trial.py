@@ -92,10 +92,11 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
+    params_dense = count_dense(teacher.sizes)
     base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
             "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
             "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
-            "params_dense": count_dense(teacher.sizes), "dense_return_mean": dense_eval.mean,
+            "params_dense": params_dense, "dense_return_mean": dense_eval.mean,
             "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
             "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
             "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
@@ -110,7 +111,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=eval_seed)
-    metrics = {**base, **_final_metrics(policy, final, base["params_dense"]),
+    metrics = {**base, **_final_metrics(policy, final, params_dense),
                "layer_sparsity": achieved, "iterative_log": run.log,
                "rung_points": monitor.points if monitor else [],
                "rung_env_steps": monitor.eval_steps if monitor else 0,

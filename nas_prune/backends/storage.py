@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Literal
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-DIRECTIONS = ["maximize", "minimize"]  # return_mean up, params_nonzero down
+# return_mean up, params_nonzero down
+DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
 RDB_SCHEMES = ("sqlite://", "postgresql", "mysql")
 
 

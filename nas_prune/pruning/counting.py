@@ -25,7 +25,7 @@ class Counts:
 def count(net: MLP) -> Counts:
     """Count ``net`` as it stands (mask-aware: pruned weights are exact zeros)."""
     params = nonzero = macs = macs_nz = 0
-    for layer in net.layers:
+    for layer in net.linears():
         w, b = layer.weight, layer.bias
         params += w.numel() + b.numel()
         w_nz = int((w != 0).sum())

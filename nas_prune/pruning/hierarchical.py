@@ -1,20 +1,16 @@
 """Hierarchical structured pruning: layer by layer, each reaching its target in turn."""
 from __future__ import annotations
 
-from typing import Literal, Sequence
-
-from pydantic import BaseModel, ConfigDict
+from typing import Sequence
 
 from nas_prune.networks import MLP
 from nas_prune.pruning.base import PruneContext, methods
-from nas_prune.pruning.importance import ImportancePruning
+from nas_prune.pruning.importance import ImportanceParams, ImportancePruning
 
 
-class HierarchicalParams(BaseModel):
+class HierarchicalParams(ImportanceParams):
     """order: hidden-layer indices in pruning order (None: first hidden layer first)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    criterion: Literal["l1", "l2", "taylor"] = "l1"
     order: list[int] | None = None
 
 

@@ -22,7 +22,7 @@ def neuron_scores(net: MLP, criterion: str, ctx: PruneContext) -> list[torch.Ten
     if criterion == "taylor":
         return _taylor_scores(net, ctx)
     p = 1 if criterion == "l1" else 2
-    return [layer.weight.detach().norm(p=p, dim=1) for layer in net.layers[:-1]]
+    return [layer.weight.detach().norm(p=p, dim=1) for layer in net.linears()[:-1]]
 
 
 def _taylor_scores(net: MLP, ctx: PruneContext) -> list[torch.Tensor]:
@@ -31,11 +31,11 @@ def _taylor_scores(net: MLP, ctx: PruneContext) -> list[torch.Tensor]:
         raise ValueError("pruning.method_params.criterion: 'taylor' needs visited states")
     acts: list[torch.Tensor] = []
     x = ctx.states
-    for layer, act in zip(net.layers[:-1], net.acts):
+    for layer, act in zip(net.linears()[:-1], net.acts):
         x = act(layer(x))
         x.retain_grad()
         acts.append(x)
-    out = net.layers[-1](x)
+    out = net.linears()[-1](x)
     net.zero_grad(set_to_none=True)
     ctx.objective(out).backward()
     scores = [(a * a.grad).abs().mean(dim=0).detach() for a in acts]  # type: ignore[operator]

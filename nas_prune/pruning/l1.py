@@ -25,4 +25,4 @@ class L1Pruning(MagnitudePruning):
 
     def penalty(self, net: MLP) -> torch.Tensor | None:
         coef = self.params.l1_coef  # type: ignore[attr-defined]
-        return coef * sum(layer.weight.abs().sum() for layer in net.layers)  # type: ignore[return-value]
+        return coef * sum(layer.weight.abs().sum() for layer in net.linears())  # type: ignore[return-value]

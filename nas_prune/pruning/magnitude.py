@@ -14,7 +14,7 @@ class MagnitudePruning(PruningMethod):
     """Layer-wise: in each Linear, the smallest-|w| fraction ``sparsity[i]`` is removed."""
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        for i, (layer, s) in enumerate(zip(net.layers, sparsity)):
+        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
             w = layer.weight
             k = n_to_prune(s, w.numel())
             net.set_weight_mask(i, mask_lowest(w.abs(), k, net.weight_masks[i]))
@@ -30,7 +30,7 @@ class GlobalMagnitudePruning(PruningMethod):
     global_plan = True
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        weights = [layer.weight.detach().abs().flatten().clone() for layer in net.layers]
+        weights = [layer.weight.detach().abs().flatten().clone() for layer in net.linears()]
         for w in weights:  # each layer keeps its largest weight: no layer is emptied
             w[w.argmax()] = float("inf")
         olds = [
@@ -40,4 +40,4 @@ class GlobalMagnitudePruning(PruningMethod):
         k = int(round(sum(s * w.numel() for s, w in zip(sparsity, weights))))
         mask = mask_lowest(torch.cat(weights), k, torch.cat(olds))
         for i, part in enumerate(torch.split(mask, [w.numel() for w in weights])):
-            net.set_weight_mask(i, part.view_as(net.layers[i].weight))
+            net.set_weight_mask(i, part.view_as(net.linears()[i].weight))

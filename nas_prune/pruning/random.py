@@ -21,7 +21,7 @@ class RandomPruning(PruningMethod):
     """Remove a uniformly random ``sparsity[i]`` fraction of each layer's weights."""
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        for i, (layer, s) in enumerate(zip(net.layers, sparsity)):
+        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
             scores = torch.rand(layer.weight.shape, generator=ctx.generator)
             k = n_to_prune(s, layer.weight.numel())
             net.set_weight_mask(i, mask_lowest(scores, k, net.weight_masks[i]))

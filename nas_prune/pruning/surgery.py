@@ -22,7 +22,7 @@ def shrink(net: MLP) -> MLP:
     sizes = [len(i) for i in idx]
     with torch.random.fork_rng():  # building layers draws random inits; leave the RNG as is
         small = MLP(sizes, net.activation)
-    for li, (old, new) in enumerate(zip(net.layers, small.layers)):
+    for li, (old, new) in enumerate(zip(net.linears(), small.linears())):
         rows, cols = idx[li + 1], idx[li]
         new.weight.copy_(old.weight[rows][:, cols])
         new.bias.copy_(old.bias[rows])

@@ -29,7 +29,7 @@ class ThresholdPruning(PruningMethod):
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
         theta = self.params.threshold  # type: ignore[attr-defined]
-        for i, (layer, s) in enumerate(zip(net.layers, sparsity)):
+        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
             w = layer.weight.detach()
             old = net.weight_masks[i]
             if theta is None:
