@@ -1,4 +1,5 @@
-"""The sweep verbs: sweep, baseline, report, best (the CLI parses and calls these)."""
+"""Helpers of the sweep verbs (sweep_run.py): the study's sweep info, the per-trial progress
+line, writing the chosen front point's config, and pre-flight checks."""
 from __future__ import annotations
 
 import time
