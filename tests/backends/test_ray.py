@@ -117,3 +117,8 @@ def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None
     ids = [t.user_attrs["ray_trial_id"] for t in trials if t.state.name == "COMPLETE"]
     assert len(ids) == len(set(ids)) == 4
     assert first <= set(ids)  # restored: the finished trials were kept, not re-run
+    # Tune's own loggers: only result.json (ResultGrid reads it); no CSV, no TensorBoard
+    ray_dir = tmp_path / "out" / "ray"
+    assert len(list(ray_dir.rglob("result.json"))) >= 4
+    assert not list(ray_dir.rglob("progress.csv"))
+    assert not list(ray_dir.rglob("events.out.tfevents*"))
