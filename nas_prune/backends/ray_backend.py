@@ -138,7 +138,7 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
 
     create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # Tune adds CSV, JSON and TensorBoard loggers unless told not to; TensorBoard's costs
+    # Tune adds CSV, JSON and TensorBoard loggers unless told not to; TensorBoard's takes
     # ~6 ms per trial (1.5% of a quick-start trial) and the study holds every result: keep
     # only the JSON one (Tune's ResultGrid reads it). TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0
     # brings all three back.
