@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,11 +140,6 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
 
     create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    # Tune adds CSV, JSON and TensorBoard loggers unless told not to; TensorBoard's takes
-    # ~6 ms per trial (1.5% of a quick-start trial) and the study holds every result: keep
-    # only the JSON one (Tune's ResultGrid reads it). TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0
-    # brings all three back.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
@@ -168,5 +165,23 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
                 name=name, storage_path=storage_path,
                 callbacks=[_callback(sweep), JsonLoggerCallback()],
                 failure_config=tune.FailureConfig(max_failures=max_failures), verbose=0))
-    grid = tuner.fit()
+    # Tune adds CSV, JSON and TensorBoard loggers unless told not to; TensorBoard's takes
+    # ~6 ms per trial (1.5% of a quick-start trial) and the study holds every result: keep
+    # only the JSON one (Tune's ResultGrid reads it). TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0
+    # brings all three back.
+    with _env_default("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"):
+        grid = tuner.fit()
     return {"ray_results": path, "errors": len(grid.errors)}
+
+
+@contextmanager
+def _env_default(key: str, value: str) -> Iterator[None]:
+    """Set an unset environment variable for the block only (the caller's stays theirs)."""
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)

@@ -122,3 +122,17 @@ def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None
     assert len(list(ray_dir.rglob("result.json"))) >= 4
     assert not list(ray_dir.rglob("progress.csv"))
     assert not list(ray_dir.rglob("events.out.tfevents*"))
+
+
+def test_tune_logger_switch_is_set_for_the_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nas_prune.backends.ray_backend import _env_default
+
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    monkeypatch.delenv(key, raising=False)
+    with _env_default(key, "1"):
+        assert os.environ[key] == "1"
+    assert key not in os.environ  # the caller's process is left as it was
+    monkeypatch.setenv(key, "0")
+    with _env_default(key, "1"):
+        assert os.environ[key] == "0"  # a user's own setting wins
+    assert os.environ[key] == "0"
