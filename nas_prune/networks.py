@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, cast
 
 import torch
 from torch import nn
@@ -47,8 +47,9 @@ class MLP(nn.Module):
         self._masked = False
 
     def linears(self) -> list[nn.Linear]:
-        """The Linear layers, input first (typed: indexing the ModuleList gives Module)."""
-        return [layer for layer in self.layers if isinstance(layer, nn.Linear)]
+        """The Linear layers, input first (typed: indexing the ModuleList gives Module). A
+        plain list: indexing a ModuleList builds a new one, slow per call (hot paths)."""
+        return cast("list[nn.Linear]", list(self.layers))
 
     @property
     def hidden(self) -> list[int]:
@@ -56,7 +57,7 @@ class MLP(nn.Module):
         return self.sizes[1:-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        layers = list(self.layers)  # indexing a ModuleList builds a new one: slow per call
+        layers = self.linears()
         for layer, act in zip(layers, self.acts):
             x = act(layer(x))
         return layers[-1](x)

@@ -31,11 +31,12 @@ def _taylor_scores(net: MLP, ctx: PruneContext) -> list[torch.Tensor]:
         raise ValueError("pruning.method_params.criterion: 'taylor' needs visited states")
     acts: list[torch.Tensor] = []
     x = ctx.states
-    for layer, act in zip(net.linears()[:-1], net.acts):
+    layers = net.linears()
+    for layer, act in zip(layers[:-1], net.acts):
         x = act(layer(x))
         x.retain_grad()
         acts.append(x)
-    out = net.linears()[-1](x)
+    out = layers[-1](x)
     net.zero_grad(set_to_none=True)
     ctx.objective(out).backward()
     scores = [(a * a.grad).abs().mean(dim=0).detach() for a in acts]  # type: ignore[operator]

@@ -30,7 +30,8 @@ class GlobalMagnitudePruning(PruningMethod):
     global_plan = True
 
     def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        weights = [layer.weight.detach().abs().flatten().clone() for layer in net.linears()]
+        layers = net.linears()
+        weights = [layer.weight.detach().abs().flatten().clone() for layer in layers]
         for w in weights:  # each layer keeps its largest weight: no layer is emptied
             w[w.argmax()] = float("inf")
         olds = [
@@ -40,4 +41,4 @@ class GlobalMagnitudePruning(PruningMethod):
         k = int(round(sum(s * w.numel() for s, w in zip(sparsity, weights))))
         mask = mask_lowest(torch.cat(weights), k, torch.cat(olds))
         for i, part in enumerate(torch.split(mask, [w.numel() for w in weights])):
-            net.set_weight_mask(i, part.view_as(net.linears()[i].weight))
+            net.set_weight_mask(i, part.view_as(layers[i].weight))

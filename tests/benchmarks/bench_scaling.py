@@ -18,14 +18,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Sequence
 
 import numpy as np
 import yaml
-
-if TYPE_CHECKING:
-    import optuna
-    import pandas as pd
 
 SPACE = {"method": {"choices": ["importance", "magnitude"]}, "hidden": "64,64",
          "sparsity": {"low": 0.0, "high": 0.9}, "finetune_steps": 8192}
@@ -81,48 +77,38 @@ def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tup
         run_sweep(sw, workers=workers)
     wall = time.perf_counter() - start
     from nas_prune.backends.storage import load_study
-    from nas_prune.results import trials_frame
+    from nas_prune.results import trial_attrs, trials_frame
 
     study = load_study(sw.storage, sw.study)
     df = trials_frame(study)
     inside = float(df["wall_s"].sum())
     if ray and workers == 1 and "ray_started_at" in df:
-        _print_ray_gaps(df)
+        # the trainable's own start/report times
+        _print_gaps("ray: report -> next trial start", "in-trainable outside run_trial",
+                    df["ray_started_at"], df["ray_reported_at"], df["wall_s"])
     elif not ray and workers == 1:
-        _print_optuna_gaps(study)
+        # Optuna's ask/tell times: outside run_trial are suggest, the metrics write, the
+        # trial's checkpoint files and tell
+        done = [t for t in study.trials if t.datetime_complete is not None]
+        _print_gaps("optuna: tell -> next ask", "ask -> tell outside run_trial",
+                    [t.datetime_start.timestamp() for t in done],
+                    [t.datetime_complete.timestamp() for t in done],
+                    [float(trial_attrs(t)["wall_s"]) for t in done])
     return wall, inside
 
 
-def _print_optuna_gaps(study: optuna.Study) -> None:
-    """Optuna's time per trial on one worker, from its own timestamps: from a trial's tell
-    to the next trial's ask, and from ask to tell minus run_trial (suggest, the metrics
-    write, the trial's checkpoint files, tell)."""
-    from nas_prune.results import trial_attrs
-
-    done = sorted((t for t in study.trials if t.datetime_complete is not None),
-                  key=lambda t: t.number)
-    gaps = [(b.datetime_start - a.datetime_complete).total_seconds()
-            for a, b in zip(done, done[1:])]
-    walls = [float(trial_attrs(t)["wall_s"]) for t in done]
-    inside = [(t.datetime_complete - t.datetime_start).total_seconds() - w
-              for t, w in zip(done, walls)]
+def _print_gaps(between: str, within: str, starts: Sequence[float], ends: Sequence[float],
+                walls: Sequence[float]) -> None:
+    """An orchestrator's time per trial on one worker, from its own timestamps: the gap
+    from one trial's end to the next one's start, plus each trial's start-to-end time
+    outside run_trial (medians)."""
+    order = np.argsort(np.asarray(starts, dtype=float))
+    start, end, wall = (np.asarray(v, dtype=float)[order] for v in (starts, ends, walls))
+    gaps, inside = start[1:] - end[:-1], end - start - wall
     per_trial = float(np.median(gaps) + np.median(inside))
-    print(f"  optuna: tell -> next ask {np.median(gaps):.3f} s (median of {len(gaps)}), "
-          f"ask -> tell outside run_trial {np.median(inside):.3f} s: {per_trial:.3f} s per "
-          f"trial, {100 * per_trial / np.mean(walls):.1f}% of a {np.mean(walls):.2f} s trial")
-
-
-def _print_ray_gaps(df: pd.DataFrame) -> None:
-    """Ray's time between trials on its one worker: from a trial's report to the next
-    trial's start, and from a trainable's start to run_trial's end, minus run_trial."""
-    df = df.sort_values("ray_started_at")
-    gaps = df["ray_started_at"].to_numpy()[1:] - df["ray_reported_at"].to_numpy()[:-1]
-    inside = (df["ray_reported_at"] - df["ray_started_at"] - df["wall_s"]).to_numpy()
-    per_trial = float(np.median(gaps) + np.median(inside))
-    print(f"  ray: report -> next trial start {np.median(gaps):.3f} s (median of "
-          f"{len(gaps)}), in-trainable outside run_trial {np.median(inside):.3f} s: "
-          f"{per_trial:.3f} s per trial, {100 * per_trial / df['wall_s'].mean():.1f}% of "
-          f"a {df['wall_s'].mean():.2f} s trial")
+    print(f"  {between} {np.median(gaps):.3f} s (median of {len(gaps)}), {within} "
+          f"{np.median(inside):.3f} s: {per_trial:.3f} s per trial, "
+          f"{100 * per_trial / wall.mean():.1f}% of a {wall.mean():.2f} s trial")
 
 
 def main() -> None:
