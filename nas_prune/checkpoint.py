@@ -10,6 +10,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nas_prune.atomic import atomic_path
 from nas_prune.networks import MLP
 from nas_prune.policy import HEADS, Head
 
@@ -33,9 +34,8 @@ def sha256_file(path: Path) -> str:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Write tensors as safetensors (atomically: temp file + rename); return its SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
     return sha256_file(path)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,9 +22,9 @@ def check_writable(directory: Path, field: str = "--out") -> None:
     """Fail before any training if ``directory`` cannot be created and written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".write_probe"
-        probe.write_text("ok")
-        probe.unlink()
+        # a probe of our own: workers sharing one --out check it at the same moment
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write_probe-"):
+            pass
     except OSError as exc:
         raise ValueError(f"{field}: cannot write to {directory} ({exc.strerror or exc})") from None
 

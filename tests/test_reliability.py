@@ -147,3 +147,19 @@ def test_unwritable_out_fails_before_training(tmp_path: Path) -> None:
     assert "out" in res.output and "cannot write" in res.output
     res = runner.invoke(app, ["trial", "--out", str(blocker / "t"), "--train-steps", "10"])
     assert res.exit_code == 2 and "--out" in res.output
+
+
+def test_write_check_is_safe_for_workers_sharing_one_out(tmp_path: Path) -> None:
+    # workers joining one study check the same out folder at the same moment: a shared probe
+    # file let one worker delete the other's and fail with "No such file or directory"
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nas_prune.commands import check_writable
+
+    def check_many(_: int) -> None:
+        for _ in range(300):
+            check_writable(tmp_path / "out", "out")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(check_many, range(8)))
+    assert list((tmp_path / "out").iterdir()) == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nas_prune.atomic import atomic_path, write_text
 from nas_prune.report.data import ReportData, sorted_front, state_counts
 from nas_prune.report.html_page import html_report
 from nas_prune.report.png import png_report
@@ -27,8 +28,10 @@ def render(data: ReportData, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"trials_csv": out_dir / "trials.csv", "pareto_csv": out_dir / "pareto.csv",
              "html": out_dir / "report.html", "png": out_dir / "pareto.png"}
-    data.trials.to_csv(paths["trials_csv"], index=False)
-    sorted_front(data.front).to_csv(paths["pareto_csv"], index=False)
-    paths["html"].write_text(html_report(data), encoding="utf-8")
-    png_report(data, paths["png"])
+    # atomic: workers sharing one out folder each write the report when they finish
+    write_text(paths["trials_csv"], data.trials.to_csv(index=False))
+    write_text(paths["pareto_csv"], sorted_front(data.front).to_csv(index=False))
+    write_text(paths["html"], html_report(data))
+    with atomic_path(paths["png"]) as tmp:
+        png_report(data, tmp)
     return paths
