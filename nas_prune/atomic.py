@@ -1,7 +1,8 @@
 """Atomic file writes: readers and concurrent writers see the old file or the new one, whole.
 
-Several workers of one sweep share its ``out`` folder and each writes the report when it
-finishes; two plain writes to one path at once can interleave into a torn file.
+Several ``sweep`` processes on one study share its ``out`` folder and each renders the report
+when it finishes (so may a ``report`` run meanwhile); two plain writes to one path at once can
+interleave into a torn file.
 """
 from __future__ import annotations
 

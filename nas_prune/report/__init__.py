@@ -28,7 +28,7 @@ def render(data: ReportData, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"trials_csv": out_dir / "trials.csv", "pareto_csv": out_dir / "pareto.csv",
              "html": out_dir / "report.html", "png": out_dir / "pareto.png"}
-    # atomic: workers sharing one out folder each write the report when they finish
+    # atomic: sweep processes sharing one out folder each render it when they finish
     write_text(paths["trials_csv"], data.trials.to_csv(index=False))
     write_text(paths["pareto_csv"], sorted_front(data.front).to_csv(index=False))
     write_text(paths["html"], html_report(data))
