@@ -13,11 +13,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     if name == "TrialConfig":
-        from nas_prune.config import TrialConfig
+        from nas_prune.config.trial import TrialConfig
 
         return TrialConfig
     if name in ("TrialResult", "run_trial"):
-        from nas_prune import trial
+        from nas_prune.trial import run
 
-        return getattr(trial, name)
+        return getattr(run, name)
     raise AttributeError(f"module 'nas_prune' has no attribute {name!r}")

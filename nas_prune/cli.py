@@ -84,7 +84,7 @@ def trial(
     seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
 ) -> None:
     """Train (or load) a dense agent, prune it, fine-tune it, evaluate it."""
-    from nas_prune import commands
+    from nas_prune import app
 
     spars: float | list[float] | None = None
     if sparsity is not None:
@@ -94,7 +94,7 @@ def trial(
         env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
         hidden=_csv(hidden, int, "agent.hidden") if hidden else None, train_steps=train_steps,
         finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
-    guarded(lambda: commands.trial(config, over, out=out, cache=cache, seeds=seeds,
+    guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))
 
 
@@ -105,9 +105,9 @@ def evaluate(
     seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
     """Reload a saved pruned policy and evaluate it (same seed: same returns)."""
-    from nas_prune import commands
+    from nas_prune import app
 
-    result = guarded(lambda: commands.evaluate_dir(directory, episodes=episodes, seed=seed))
+    result = guarded(lambda: app.evaluate_dir(directory, episodes=episodes, seed=seed))
     typer.echo(json.dumps(result))
 
 
@@ -127,9 +127,9 @@ def sweep(
                                                  help="Ray: trials at once."),
 ) -> None:
     """Run (or resume) a sweep, then the baseline and the Pareto report."""
-    from nas_prune import sweep_run
+    from nas_prune import app
 
-    code = guarded(lambda: sweep_run.sweep(
+    code = guarded(lambda: app.sweep(
         sweep_file, trials=trials, storage=storage, study=study, workers=workers, out=out,
         report=not no_report, backend=backend, address=address,
         max_concurrent=max_concurrent))
@@ -145,9 +145,9 @@ def worker(
     out: Optional[Path] = typer.Option(None, "--out"),
 ) -> None:
     """Join an existing study from any machine and run trials until it is full."""
-    from nas_prune import sweep_run
+    from nas_prune import app
 
-    guarded(lambda: sweep_run.worker(sweep_file, storage=storage, study=study, trials=trials,
+    guarded(lambda: app.worker(sweep_file, storage=storage, study=study, trials=trials,
                                      out=out))
 
 
@@ -159,9 +159,9 @@ def baseline(
     out: Optional[Path] = typer.Option(None, "--out"),
 ) -> None:
     """Run the uniform global-magnitude baseline of a sweep (resumable)."""
-    from nas_prune import sweep_run
+    from nas_prune import app
 
-    guarded(lambda: sweep_run.baseline(sweep_file, storage=storage, study=study, out=out))
+    guarded(lambda: app.baseline(sweep_file, storage=storage, study=study, out=out))
 
 
 @app.command()
@@ -173,9 +173,9 @@ def report(
     no_reeval: bool = typer.Option(False, "--no-reeval", help="Skip front re-evaluation."),
 ) -> None:
     """Write trials.csv, pareto.csv, report.html, pareto.png and print the front."""
-    from nas_prune import sweep_run
+    from nas_prune import app
 
-    guarded(lambda: sweep_run.report(sweep_file, storage=storage, study=study, out=out,
+    guarded(lambda: app.report(sweep_file, storage=storage, study=study, out=out,
                                      reeval=not no_reeval))
 
 
@@ -190,9 +190,9 @@ def best(
     out: Path = typer.Option(Path("best.yaml"), "--out"),
 ) -> None:
     """Write the chosen front point's standalone trial config (re-run with nas-prune trial)."""
-    from nas_prune import sweep_run
+    from nas_prune import app
 
-    result = guarded(lambda: sweep_run.best(sweep_file, storage=storage, study=study,
+    result = guarded(lambda: app.best(sweep_file, storage=storage, study=study,
                                             max_params=max_params, min_return=min_return,
                                             knee=knee, out=out))
     typer.echo(json.dumps(result))

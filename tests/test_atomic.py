@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nas_prune.atomic import atomic_path, write_text
+from nas_prune.util.files import atomic_path, write_text
 
 
 def test_write_replaces_and_leaves_only_the_target(tmp_path: Path) -> None:

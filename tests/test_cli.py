@@ -109,8 +109,8 @@ def test_exported_policy_loads_with_plain_torch(tmp_path: Path) -> None:
     actions = json.loads(proc.stdout)
     import numpy as np
 
-    from nas_prune.checkpoint import load_policy
-    from nas_prune.policy import act
+    from nas_prune.rl.heads import act
+    from nas_prune.trial.artifacts import load_policy
 
     net, head = load_policy(out)
     obs = np.array([[0.01, -0.02, 0.03, 0.04], [0.1, 0.5, -0.1, -0.5]], dtype=np.float32)

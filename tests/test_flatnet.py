@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_prune.flatnet import ACTIVATIONS, FlatTrainer, Penalty
-from nas_prune.networks import MLP, activations
+from nas_prune.rl.networks import MLP, activations
+from nas_prune.rl.optim.flatnet import ACTIVATIONS, FlatTrainer, Penalty
 
 SIZES = [5, 16, 12, 3]
 ATOL = 1e-6

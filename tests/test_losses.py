@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Categorical, Normal
 
-from nas_prune.losses import (
+from nas_prune.rl.optim.losses import (
     cross_entropy_grad,
     huber_q_grad,
     kl_grad,

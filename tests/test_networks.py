@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from nas_prune.networks import MLP, activations, weights_hash
 from nas_prune.pruning.counting import Counts, achieved_sparsity, count, count_dense
+from nas_prune.rl.networks import MLP, activations, weights_hash
 
 
 def linears(net: MLP) -> list[nn.Linear]:

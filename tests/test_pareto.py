@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from nas_prune.pareto import (
+from nas_prune.results.pareto import (
     NoPointError,
     bootstrap_ci,
     dominates,

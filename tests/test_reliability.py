@@ -12,9 +12,9 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
-from nas_prune.sweep import load_sweep
+from nas_prune.config.sweep import load_sweep
+from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 from tests.envs import SLOW_ENV
 
@@ -154,7 +154,7 @@ def test_write_check_is_safe_for_workers_sharing_one_out(tmp_path: Path) -> None
     # file let one worker delete the other's and fail with "No such file or directory"
     from concurrent.futures import ThreadPoolExecutor
 
-    from nas_prune.commands import check_writable
+    from nas_prune.util.files import check_writable
 
     def check_many(_: int) -> None:
         for _ in range(300):

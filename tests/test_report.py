@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas_prune import pareto
-from nas_prune.report import ReportData, html_report, render, state_counts, terminal_table
+from nas_prune.results import pareto
+from nas_prune.results.report import ReportData, html_report, render, state_counts, terminal_table
 
 EVIL = "<script>alert(1)</script>"
 DENSE_PARAMS = 4610  # CartPole MLP 4-64-64-2

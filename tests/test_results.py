@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from optuna.trial import create_trial
 
-from nas_prune.results import METRICS_ATTR, trial_attrs, trial_row
+from nas_prune.results.study import METRICS_ATTR, trial_attrs, trial_row
 
 METRICS = {"return_mean": 480.0, "params_nonzero": 22, "hidden_pruned": [2, 3]}
 

@@ -8,13 +8,13 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_prune import TrialConfig, run_trial
-from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
-from nas_prune.config import parse
-from nas_prune.results import trial_attrs
-from nas_prune.rungs import SIZE_CHECK, dominated_count
-from nas_prune.sweep import load_sweep
-from nas_prune.trial import Rungs, TrialStopped
+from nas_prune.config.base import parse
+from nas_prune.config.sweep import load_sweep
+from nas_prune.results.study import trial_attrs
+from nas_prune.search.storage import load_study
+from nas_prune.trial.early_stop import SIZE_CHECK, dominated_count
+from nas_prune.trial.run import Rungs, TrialStopped
 from tests.conftest import TINY_PPO, write_yaml
 
 

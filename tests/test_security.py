@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 
 import nas_prune
 from nas_prune.cli import app
-from nas_prune.config import TrialConfig, load_yaml, parse
-from nas_prune.dense import DENSE_FILE, dense_key
-from nas_prune.results import SWEEP_ATTR
+from nas_prune.config.base import load_yaml, parse
+from nas_prune.config.trial import TrialConfig
+from nas_prune.results.study import SWEEP_ATTR
+from nas_prune.trial.dense_cache import DENSE_FILE, dense_key
 from tests.conftest import write_yaml
 from tests.test_bad_input import optuna_logs_to_current_stderr  # noqa: F401 (autouse)
 

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from nas_prune import pareto
-from nas_prune.backends.optuna_backend import open_sweep_study
-from nas_prune.backends.storage import load_study
 from nas_prune.cli import app
-from nas_prune.results import METRICS_ATTR
-from nas_prune.sweep import load_sweep
+from nas_prune.config.sweep import load_sweep
+from nas_prune.results import pareto
+from nas_prune.results.study import METRICS_ATTR
+from nas_prune.search.backends.optuna_backend import open_sweep_study
+from nas_prune.search.storage import load_study
 
 runner = CliRunner()
 
@@ -121,7 +121,7 @@ def test_resume_adds_only_missing_trials(tiny_sweep: Path) -> None:
 def test_stale_running_trial_is_failed_and_retried(tiny_sweep: Path) -> None:
     sw = load_sweep(tiny_sweep)
     study = open_sweep_study(sw, 4)
-    from nas_prune.sweep_commands import record_info
+    from nas_prune.search.sweep import record_info
 
     record_info(study, sw)
     ghost = study.ask()  # a worker that died mid-trial leaves this RUNNING
@@ -172,7 +172,7 @@ def test_report_refuses_a_modified_front_checkpoint(finished: Path, tmp_path: Pa
 
 def test_early_stopping_default_on_optuna_only_and_explicit_request_checked(
         tmp_path: Path) -> None:
-    from nas_prune.config import ConfigError
+    from nas_prune.config.base import ConfigError
 
     (tmp_path / "space.yaml").write_text("method: magnitude\nsparsity: {low: 0.1, high: 0.5}\n")
     base = "name: s\nspace: space.yaml\ntrials: 2\n"

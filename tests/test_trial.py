@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from nas_prune import TrialConfig, run_trial
-from nas_prune.config import ConfigError, parse
+from nas_prune.config.base import ConfigError, parse
 from tests.conftest import TINY_DQN, TINY_PPO
 
 

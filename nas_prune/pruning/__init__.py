@@ -1,16 +1,16 @@
-"""Pruning methods (one module each, registered by name), schedules, surgery, counting."""
+"""Pruning: the method registry (base), methods/ (one module each), schedules, surgery,
+counting."""
 from __future__ import annotations
 
 import importlib
 import pkgutil
 
+from nas_prune.pruning import methods as _methods_pkg
 from nas_prune.pruning.base import PruneContext, PruningMethod, methods
 
-# Every module of this package that defines a method registers it on import: a new method
-# is one new file, no edit here.
-_INFRA = {"base", "counting", "surgery", "schedule"}
-for _info in pkgutil.iter_modules(__path__):
-    if _info.name not in _INFRA:
-        importlib.import_module(f"{__name__}.{_info.name}")
+# Every module of pruning/methods registers its method on import: a new method is one new
+# file there, no edit here.
+for _info in pkgutil.iter_modules(_methods_pkg.__path__):
+    importlib.import_module(f"{_methods_pkg.__name__}.{_info.name}")
 
 __all__ = ["PruneContext", "PruningMethod", "methods"]

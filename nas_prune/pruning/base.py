@@ -7,8 +7,8 @@ from typing import Callable, ClassVar, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from nas_prune.networks import MLP
-from nas_prune.registry import Registry
+from nas_prune.rl.networks import MLP
+from nas_prune.util.registry import Registry
 
 
 class NoParams(BaseModel):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas_prune.networks import MLP
+from nas_prune.rl.networks import MLP
 
 
 @dataclass(frozen=True)

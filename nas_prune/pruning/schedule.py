@@ -6,11 +6,11 @@ import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
-from nas_prune.agents.base import Agent, Progress
-from nas_prune.config import PruningConfig, SnapshotConfig
-from nas_prune.finetune import SnapshotKeeper, finetune, selection_eval
-from nas_prune.networks import MLP
+from nas_prune.config.trial import PruningConfig, SnapshotConfig
 from nas_prune.pruning.base import PruneContext, PruningMethod
+from nas_prune.rl.agents.base import Agent, Progress
+from nas_prune.rl.networks import MLP
+from nas_prune.trial.finetune import SnapshotKeeper, finetune, selection_eval
 
 
 def cubic_progress(step: int, steps: int) -> float:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from nas_prune.networks import MLP
+from nas_prune.rl.networks import MLP
 
 
 @torch.no_grad()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from nas_prune.agents import Agent, AgentSpec, agents
-from nas_prune.evaluation import EnvSpec
-from nas_prune.networks import weights_hash
+from nas_prune.rl.agents import Agent, AgentSpec, agents
+from nas_prune.rl.evaluation import EnvSpec
+from nas_prune.rl.networks import weights_hash
 
 
 def _agent(name: str, env: str, *, seed: int = 0, hyper: dict[str, Any] | None = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from nas_prune.backends.optuna_backend import make_sampler
+from nas_prune.search.backends.optuna_backend import make_sampler
 
 
 def _generations(prune: bool) -> list[int]:

@@ -13,7 +13,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from nas_prune.backends.storage import load_study
+from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 from tests.envs import SLOW_ENV
 
@@ -125,7 +125,7 @@ def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None
 
 
 def test_tune_logger_switch_is_set_for_the_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nas_prune.backends.ray_backend import _env_default
+    from nas_prune.search.backends.ray_backend import _env_default
 
     key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
     monkeypatch.delenv(key, raising=False)

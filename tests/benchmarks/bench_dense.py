@@ -22,9 +22,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nas_prune.config import TrialConfig
-from nas_prune.dense import build_agent, env_spec, train_dense
-from nas_prune.evaluation import evaluate, evaluate_fn
+from nas_prune.config.trial import TrialConfig
+from nas_prune.rl.evaluation import evaluate, evaluate_fn
+from nas_prune.trial.dense_cache import build_agent, env_spec, train_dense
 
 Run = tuple[float, float]  # (wall_s, mean return over 100 episodes)
 STEPS = {"dqn": 50_000, "ppo": 100_000}

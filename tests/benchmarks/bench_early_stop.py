@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nas_prune.backends.optuna_backend import open_sweep_study, run_sweep
-from nas_prune.backends.storage import load_study
-from nas_prune.results import complete, front_of, hypervolumes, trials_frame
-from nas_prune.sweep import load_sweep
-from nas_prune.sweep_commands import prepare, record_info
+from nas_prune.config.sweep import load_sweep
+from nas_prune.results.study import complete, front_of, hypervolumes, trials_frame
+from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
+from nas_prune.search.storage import load_study
+from nas_prune.search.sweep import prepare, record_info
 
 
 def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Namespace,

@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from nas_prune.config import TrialConfig
-from nas_prune.dense import build_agent, env_spec, train_dense
-from nas_prune.evaluation import evaluate
+from nas_prune.config.trial import TrialConfig
+from nas_prune.rl.evaluation import evaluate
+from nas_prune.trial.dense_cache import build_agent, env_spec, train_dense
 
 
 def main() -> None:

@@ -10,9 +10,9 @@ import time
 
 import torch
 
-from nas_prune.networks import MLP
 from nas_prune.pruning import PruneContext, methods
 from nas_prune.pruning.surgery import shrink
+from nas_prune.rl.networks import MLP
 
 
 def _time(net: torch.nn.Module, batch: int, *, seconds: float = 1.0) -> float:

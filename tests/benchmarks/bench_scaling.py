@@ -41,9 +41,9 @@ def _write(tmp: Path, trials: int, name: str) -> Path:
 def _direct(sweep_file: Path, trials: int, dense_dir: Path) -> float:
     import optuna
 
-    from nas_prune.space import suggest
-    from nas_prune.sweep import load_sweep
-    from nas_prune.trial import run_trial
+    from nas_prune.config.space import suggest
+    from nas_prune.config.sweep import load_sweep
+    from nas_prune.trial.run import run_trial
 
     sw = load_sweep(sweep_file)
     sampler = optuna.samplers.RandomSampler(seed=0)
@@ -59,25 +59,25 @@ def _direct(sweep_file: Path, trials: int, dense_dir: Path) -> float:
 
 def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tuple[float, float]:
     """(sweep wall time, summed run_trial time of its trials)."""
-    from nas_prune.sweep import load_sweep
+    from nas_prune.config.sweep import load_sweep
 
     sw = load_sweep(sweep_file)
     shutil.copytree(dense_dir, sw.out / "dense")
-    from nas_prune.backends.optuna_backend import open_sweep_study, run_sweep
-    from nas_prune.sweep_commands import prepare, record_info
+    from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
+    from nas_prune.search.sweep import prepare, record_info
 
     prepare(sw)
     record_info(open_sweep_study(sw, sw.config.trials), sw)
     start = time.perf_counter()
     if ray:
-        from nas_prune.backends.ray_backend import run_ray
+        from nas_prune.search.backends.ray_backend import run_ray
 
         run_ray(sw, trials=sw.config.trials, address=None, max_concurrent=workers)
     else:
         run_sweep(sw, workers=workers)
     wall = time.perf_counter() - start
-    from nas_prune.backends.storage import load_study
-    from nas_prune.results import trial_attrs, trials_frame
+    from nas_prune.results.study import trial_attrs, trials_frame
+    from nas_prune.search.storage import load_study
 
     study = load_study(sw.storage, sw.study)
     df = trials_frame(study)

@@ -22,17 +22,17 @@ import numpy as np
 import optuna
 import torch
 
-from nas_prune.dense import obtain_dense
-from nas_prune.space import hidden_choices, suggest
-from nas_prune.sweep import Sweep, load_sweep
-from nas_prune.trial import run_trial
+from nas_prune.config.space import hidden_choices, suggest
+from nas_prune.config.sweep import Sweep, load_sweep
+from nas_prune.trial.dense_cache import obtain_dense
+from nas_prune.trial.run import run_trial
 
 DEFAULT = "sweeps/cartpole_quick.yaml,sweeps/cartpole_ppo.yaml,sweeps/cartpole_dqn.yaml"
 
 
 def _dense_walls(sw: Sweep, cache: Path) -> dict[tuple[int, ...], float]:
     """Train every width of the space into the cache; its from-scratch wall time."""
-    from nas_prune.config import TrialConfig
+    from nas_prune.config.trial import TrialConfig
 
     walls = {}
     for hidden in hidden_choices(sw.space):

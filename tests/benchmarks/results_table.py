@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from nas_prune.results import complete, front_of, hypervolumes
-from nas_prune.summary import summarize
-from nas_prune.sweep import load_sweep
+from nas_prune.config.sweep import load_sweep
+from nas_prune.results.study import complete, front_of, hypervolumes
+from nas_prune.results.summary import summarize
 
 BUDGETS = (0.10, 0.05, 0.02, 0.01)
 

@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from nas_prune.networks import MLP, weights_hash
 from nas_prune.pruning import PruneContext, PruningMethod, methods
 from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
 from nas_prune.pruning.surgery import shrink
+from nas_prune.rl.networks import MLP, weights_hash
 
 METHODS = [
     "global_magnitude",

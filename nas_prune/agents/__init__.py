@@ -1,7 +1,0 @@
-"""DRL agents, registered by name (one module each)."""
-from __future__ import annotations
-
-from nas_prune.agents import dqn, ppo  # noqa: F401  (registration)
-from nas_prune.agents.base import Agent, AgentSpec, agents
-
-__all__ = ["Agent", "AgentSpec", "agents"]

@@ -1,0 +1,227 @@
+"""The verbs, as plain functions (the CLI only parses and prints): trial, evaluate,
+sweep, worker, baseline, report, best."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import zlib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from nas_prune.config.base import load_yaml, parse
+from nas_prune.config.sweep import BACKENDS, SAFE_NAME, Sweep, load_sweep
+from nas_prune.config.trial import TrialConfig
+from nas_prune.results.pareto import bootstrap_ci, iqm
+from nas_prune.rl.evaluation import evaluate
+from nas_prune.trial.artifacts import load_policy
+from nas_prune.trial.dense_cache import env_spec
+from nas_prune.util.files import check_writable
+
+Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+
+
+def load_trial_config(path: Path | None, overrides: dict[str, Any], merge: Merge) -> TrialConfig:
+    """A TrialConfig from an optional YAML file with CLI overrides on top."""
+    data = load_yaml(path) if path is not None else {}
+    return parse(TrialConfig, merge(data, overrides))  # type: ignore[no-any-return]
+
+
+def trial(path: Path | None, overrides: dict[str, Any], *, out: Path | None,
+          cache: Path | None, seeds: int, merge: Merge) -> None:
+    """Run a trial (or the same trial on ``seeds`` consecutive seeds); print JSON lines."""
+    from nas_prune.trial.run import run_trial
+
+    cfg = load_trial_config(path, overrides, merge)
+    if seeds < 1:
+        raise ValueError(f"--seeds: must be >= 1, got {seeds}")
+    out = out or Path("runs") / f"trial-{cfg.agent.name}-{cfg.pruning.method}-s{cfg.seed}"
+    check_writable(out)
+    rows = []
+    for k in range(seeds):
+        cfg_k = cfg.model_copy(update={"seed": cfg.seed + k}) if k else cfg
+        where = out if seeds == 1 else out / f"seed-{cfg_k.seed}"
+        result = run_trial(cfg_k, cache_dir=cache, out=where)
+        print(json.dumps(result.metrics), flush=True)
+        rows.append(result.metrics)
+    if seeds > 1:
+        print(json.dumps(seed_summary(rows)))
+
+
+def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, IQM and 95% bootstrap interval of the per-seed mean returns."""
+    means = np.array([r["return_mean"] for r in rows])
+    lo, hi = bootstrap_ci(means, stat="mean")
+    return {"seeds": [r["seed"] for r in rows], "return_means": means.tolist(),
+            "mean": float(means.mean()), "iqm": float(iqm(means)), "ci95": [lo, hi],
+            "params_nonzero": rows[0]["params_nonzero"]}
+
+
+def evaluate_dir(directory: Path, *, episodes: int | None, seed: int | None) -> dict[str, Any]:
+    """Evaluate the policy saved in a trial folder with its config's env."""
+    cfg: TrialConfig = parse(TrialConfig, load_yaml(directory / "config.yaml"))
+    net, head = load_policy(directory)
+    n = episodes or cfg.eval.episodes
+    s = seed if seed is not None else (cfg.eval.seed if cfg.eval.seed is not None else cfg.seed)
+    threads = int(os.environ.get("NAS_PRUNE_THREADS", "1"))
+    import torch
+
+    torch.set_num_threads(threads)
+    res = evaluate(net, head, env_spec(cfg), episodes=n, seed=s)
+    return {"dir": str(directory), "episodes": n, "eval_seed": s, "return_mean": res.mean,
+            "return_std": res.std, "return_iqm": res.iqm, "q_mean": res.q_mean,
+            "returns": res.returns}
+
+
+def _resolve(sweep_file: Path | None, storage: str | None,
+             study: str | None, out: Path | None = None) -> tuple[str, str, Sweep | None]:
+    if sweep_file is not None:
+        sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+        return sw.storage, sw.study, sw
+    if storage is None or study is None:
+        raise ValueError("report: give a sweep file, or both --storage and --study")
+    if not SAFE_NAME.match(study):
+        raise ValueError(f"--study: {study!r} must be letters, digits, '_', '.', '-'")
+    return storage, study, None
+
+
+def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
+          workers: int | None, out: Path | None, report: bool = True,
+          backend: str | None = None, address: str | None = None,
+          max_concurrent: int | None = None) -> int:
+    """Run or resume the sweep; then baseline and report. Returns the exit code."""
+    import optuna
+
+    from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
+    from nas_prune.search.progress import ProgressLine
+    from nas_prune.search.storage import repair_journal
+    from nas_prune.search.sweep import prepare, record_info
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    if trials is not None and trials < 1:
+        raise ValueError(f"--trials: must be >= 1, got {trials}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers: must be >= 1, got {workers}")
+    chosen = backend or sw.config.backend
+    if chosen not in BACKENDS:
+        raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
+    if chosen != "optuna" and sw.config.early_stop.requested():
+        raise ValueError("--backend: early_stop runs on the optuna backend only")
+    prepare(sw)
+    total = trials or sw.config.trials
+    cut = repair_journal(sw.storage)
+    if cut:
+        print(f"journal: cut a half-written last record ({cut} bytes, kept in .torn)")
+    st = open_sweep_study(sw, total)
+    record_info(st, sw)
+    info = st.user_attrs["sweep"]
+    print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
+    try:
+        if chosen == "ray":
+            from nas_prune.search.backends.ray_backend import run_ray
+
+            res = run_ray(sw, trials=total, address=address,
+                          max_concurrent=max_concurrent or workers or sw.config.workers)
+            res["recovered"] = []
+            print(f"ray results: {res['ray_results']} ({res['errors']} errored trials)")
+        else:
+            res = run_sweep(sw, trials=total, workers=workers,
+                            callbacks=[ProgressLine(total, info["ref_params"], _log)])
+    except KeyboardInterrupt:
+        print("interrupted: the running trial is recorded as FAIL; re-run the same command "
+              "to resume", flush=True)
+        return 130
+    if res["recovered"]:
+        print(f"recovered stale trials {res['recovered']} (marked FAIL, queued for retry)")
+    if report:
+        if sw.config.baseline.enabled:
+            baseline_for(sw)
+        _report(sw.storage, sw.study, sw.out / "report", reeval=True)
+    return 0
+
+
+def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: int | None,
+           out: Path | None) -> None:
+    """Join the sweep's existing study and run trials until it holds its total."""
+    import optuna
+
+    from nas_prune.search.backends.optuna_backend import open_sweep_study, optimize
+    from nas_prune.search.progress import ProgressLine
+    from nas_prune.search.sweep import prepare, record_info
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    if trials is not None and trials < 1:
+        raise ValueError(f"--trials: must be >= 1, got {trials}")
+    prepare(sw)
+    signal.signal(signal.SIGTERM, _interrupt)  # the running trial is told FAIL, not left
+    total = trials or sw.config.trials
+    st = open_sweep_study(sw, total)  # the first worker creates the study, others join it
+    record_info(st, sw, overwrite=False)
+    info = st.user_attrs["sweep"]
+    # a worker index from the host and process, so machines draw different samples
+    index = 1 + zlib.crc32(f"{socket.gethostname()}-{os.getpid()}".encode()) % 1_000_000
+    optimize(sw, total, [ProgressLine(total, int(info.get("ref_params", 1)), _log)],
+             worker=index)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _log(line: str) -> None:
+    print(line, flush=True)
+
+
+def baseline_for(sw: Sweep) -> None:
+    """Run the sweep's baseline (skipping sparsities already recorded)."""
+    from nas_prune.search.baseline import run_baseline
+
+    run_baseline(sw, log=_log)
+
+
+def baseline(sweep_file: Path, *, storage: str | None, study: str | None,
+             out: Path | None) -> None:
+    """The ``baseline`` verb."""
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    baseline_for(sw)
+
+
+def report(sweep_file: Path | None, *, storage: str | None, study: str | None,
+           out: Path | None, reeval: bool) -> None:
+    """The ``report`` verb."""
+    st, name, sw = _resolve(sweep_file, storage, study)
+    default = sw.out / "report" if sw is not None else Path("runs") / name / "report"
+    _report(st, name, out or default, reeval=reeval)
+
+
+def _report(storage: str, name: str, out: Path, *, reeval: bool) -> None:
+    from nas_prune.results.report import render, terminal_table
+    from nas_prune.results.summary import summarize
+
+    summary = summarize(storage, name, reeval=reeval)
+    files = render(summary.data, out)
+    print(terminal_table(summary.data))
+    for kind, path in files.items():
+        print(f"{kind}: {path}")
+
+
+def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
+         max_params: int | None, min_return: float | None, knee: bool,
+         out: Path) -> dict[str, Any]:
+    """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
+    from nas_prune.results.best import write_best
+    from nas_prune.results.summary import summarize
+
+    st, name, _ = _resolve(sweep_file, storage, study)
+    summary = summarize(st, name)
+    return write_best(summary.data.front, summary.ret_col, max_params=max_params,
+                      min_return=min_return, knee=knee, out=out)

@@ -1,0 +1,181 @@
+"""Search-space schema and ``suggest``: one define-by-run function that turns an Optuna
+trial (used by both the Optuna and the Ray Tune backends) into a TrialConfig."""
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from nas_prune.config.base import Strict, parse
+from nas_prune.config.trial import TrialConfig
+from nas_prune.pruning import methods
+
+Scalar = Union[bool, int, float, str]
+
+
+class Suggester(Protocol):
+    """The part of ``optuna.Trial`` that ``suggest`` uses."""
+
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
+
+
+class Choice(Strict):
+    """Pick one of ``choices``."""
+
+    choices: list[Scalar] = Field(min_length=1)
+
+
+class Range(Strict):
+    """A number in [low, high]; ``int`` picks integers, ``log`` samples on a log scale."""
+
+    low: float
+    high: float
+    log: bool = False
+    int: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("log ranges need low > 0")
+        return self
+
+
+Dim = Union[Choice, Range, Scalar]
+
+
+class SparsityDim(Strict):
+    """Per-layer sparsity in [low, high] (high < 1). ``per_layer`` false: one shared value.
+    ``log_density`` samples the kept fraction (1 - s) log-uniformly, so 99% and 90%
+    sparsity get as much attention as 50% and 0% (parameter counts span decades)."""
+
+    low: float = Field(default=0.0, ge=0.0, lt=1.0)
+    high: float = Field(default=0.95, ge=0.0, lt=1.0)
+    per_layer: bool = True
+    log_density: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SparsityDim:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} > high {self.high}")
+        return self
+
+
+class SearchSpace(Strict):
+    """The dimensions a sweep searches; a plain value fixes a dimension."""
+
+    method: Dim = Choice(choices=["magnitude"])
+    hidden: Choice | str = "64,64"
+    sparsity: SparsityDim = Field(default_factory=SparsityDim)
+    schedule: Dim = "oneshot"
+    pruning_steps: Dim = 5
+    finetune_mode: Dim = "rl"
+    finetune_steps: Dim = 10_000
+    method_params: dict[str, Dim] = Field(default_factory=dict)
+
+    @field_validator("hidden")
+    @classmethod
+    def _widths(cls, v: Choice | str) -> Choice | str:
+        for item in v.choices if isinstance(v, Choice) else [v]:
+            parse_hidden(item)
+        return v
+
+    @model_validator(mode="after")
+    def _known_methods(self) -> SearchSpace:
+        for name in _values(self.method):
+            if str(name) not in methods:
+                raise ValueError(f"method: unknown pruning method {name!r}; allowed: "
+                                 f"{', '.join(methods.names())}")
+        return self
+
+
+def _values(dim: Dim) -> list[Any]:
+    if isinstance(dim, Choice):
+        return list(dim.choices)
+    if isinstance(dim, Range):
+        raise ValueError("method: must be a name or {choices: [...]}, not a range")
+    return [dim]
+
+
+def parse_hidden(value: Scalar) -> list[int]:
+    """``"64,64"`` -> [64, 64]; a single int -> [int]."""
+    try:
+        widths = [int(x) for x in str(value).split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"hidden: {value!r} is not a comma list of widths") from None
+    if not widths or min(widths) < 1:
+        raise ValueError(f"hidden: {value!r} needs one or more positive widths")
+    return widths
+
+
+def hidden_choices(space: SearchSpace) -> list[list[int]]:
+    """Every dense architecture the space can pick."""
+    items = space.hidden.choices if isinstance(space.hidden, Choice) else [space.hidden]
+    return [parse_hidden(x) for x in items]
+
+
+def _pick(trial: Suggester, name: str, dim: Dim) -> Any:
+    if isinstance(dim, Choice):
+        return dim.choices[0] if len(dim.choices) == 1 else trial.suggest_categorical(
+            name, dim.choices)
+    if isinstance(dim, Range):
+        if dim.int:
+            return trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+        return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+    return dim
+
+
+def _sparsity(trial: Suggester, name: str, dim: SparsityDim) -> float:
+    if dim.low == dim.high:
+        return dim.low
+    if not dim.log_density:
+        return trial.suggest_float(name, dim.low, dim.high)
+    density = trial.suggest_float(f"{name}_density", 1 - dim.high, 1 - dim.low, log=True)
+    return round(1.0 - density, 6)
+
+
+def suggest(trial: Suggester, space: SearchSpace, base: dict[str, Any]) -> TrialConfig:
+    """Sample one TrialConfig: ``base`` (the sweep's fixed fields) plus the space's picks."""
+    method = str(_pick(trial, "method", space.method))
+    hidden = parse_hidden(_pick(trial, "hidden", space.hidden))
+    n = len(hidden) if methods.get(method).structured else len(hidden) + 1
+    if space.sparsity.per_layer:
+        sparsity: float | list[float] = [
+            _sparsity(trial, f"sparsity_{i}", space.sparsity) for i in range(n)]
+    else:
+        sparsity = _sparsity(trial, "sparsity", space.sparsity)
+    accepted = methods.get(method).Params.model_fields
+    params = {k: _pick(trial, f"{method}.{k}", d) for k, d in space.method_params.items()
+              if k in accepted}
+    pruning = {
+        "method": method, "sparsity": sparsity, "method_params": params,
+        "schedule": _pick(trial, "schedule", space.schedule),
+        "steps": _pick(trial, "pruning_steps", space.pruning_steps),
+        "finetune": {**base.get("finetune", {}),
+                     "mode": _pick(trial, "finetune_mode", space.finetune_mode),
+                     "steps": _pick(trial, "finetune_steps", space.finetune_steps)},
+    }
+    data = {k: v for k, v in base.items() if k != "finetune"}
+    data["agent"] = {**data.get("agent", {}), "hidden": hidden}
+    data["pruning"] = {**data.get("pruning", {}), **pruning}
+    return parse(TrialConfig, data)  # type: ignore[no-any-return]
+
+
+def check_method_params(space: SearchSpace) -> None:
+    """Every method_params key must apply to at least one method the space can pick."""
+    names = [str(m) for m in _values(space.method)]
+    for key in space.method_params:
+        if not any(key in methods.get(m).Params.model_fields for m in names):
+            raise ValueError(f"space.method_params.{key}: applies to none of {names}")
+
+
+def density_grid(low: float, high: float, n: int) -> list[float]:
+    """``n`` sparsities in [low, high] evenly spaced in log density (for baselines)."""
+    if n == 1:
+        return [high]
+    a, b = math.log(1 - low), math.log(1 - high)
+    return [round(1 - math.exp(a + (b - a) * i / (n - 1)), 6) for i in range(n)]

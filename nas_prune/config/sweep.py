@@ -1,0 +1,183 @@
+"""SweepConfig: a sweep file (env, agent, budgets, seeds, space, sampler, storage, backend)
+resolved once into a Sweep that backends, reports and ``best`` share."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
+from nas_prune.config.space import SearchSpace, check_method_params, hidden_choices
+from nas_prune.config.trial import AgentConfig, EnvConfig, EvalConfig
+from nas_prune.pruning import methods
+from nas_prune.pruning.counting import count_dense
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+BACKENDS = ("optuna", "ray")
+
+
+class ReevalConfig(Strict):
+    """Front points re-evaluated on ``seeds`` fresh evaluation seeds x ``episodes``."""
+
+    seeds: int = Field(default=3, ge=0)
+    episodes: int = Field(default=100, ge=1)
+
+
+class BaselineConfig(Strict):
+    """Uniform pruning baseline on the reference architecture, same fine-tune budget."""
+
+    enabled: bool = True
+    method: str = "global_magnitude"
+    schedule: Literal["oneshot", "gradual", "iterative"] = "gradual"
+    sparsities: list[float] = Field(default_factory=lambda: [0.5, 0.7, 0.8, 0.9, 0.95, 0.98])
+    finetune_mode: Literal["rl", "distill"] = "rl"
+    finetune_steps: int | None = Field(default=None, ge=0)  # None: the space's largest
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        methods.get(v)
+        return v
+
+    @field_validator("sparsities")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 <= s < 1 for s in v):
+            raise ValueError(f"baseline.sparsities: need values in [0, 1), got {v}")
+        return v
+
+
+class EarlyStopConfig(Strict):
+    """Multi-objective early stopping (Optuna backend); a stopped trial is recorded as
+    PRUNED with its partial metrics.
+
+    ``size_check``: right after its last pruning step a trial stops if a finished trial with
+    fewer nonzero parameters already scored ``return_upper_bound``, a true supremum of an
+    evaluation's mean return (CartPole-v1: 500; the check is off without it). Not
+    ``max_return``: that is only the top of the hypervolume box.
+
+    ``rungs`` (none by default): at each fraction of the fine-tune budget a trial is
+    evaluated on ``episodes`` selection episodes; it stops when at least
+    ``min_dominators`` finished trials' points at that rung dominate its
+    (params_nonzero, return). On by default on the optuna backend; the ray backend runs
+    without it (and refuses ``enabled: true`` written in the sweep file)."""
+
+    enabled: bool = True  # on the optuna backend; measured in README "Performance"
+    size_check: bool = True
+    return_upper_bound: float | None = None
+    rungs: list[float] = Field(default_factory=list)
+    min_dominators: int = Field(default=3, ge=1)
+    episodes: int = Field(default=10, ge=1)
+
+    def requested(self) -> bool:
+        """Enabled in the sweep file (not just by default): other backends refuse it."""
+        return self.enabled and "enabled" in self.model_fields_set
+
+    @field_validator("rungs")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < r < 1 for r in v) or v != sorted(v):
+            raise ValueError(f"early_stop.rungs: need increasing fractions in (0, 1), got {v}")
+        return v
+
+
+class FinetuneDefaults(Strict):
+    """Distillation settings shared by every trial."""
+
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=256, ge=1)
+
+
+class SweepConfig(Strict):
+    """A sweep file. Paths (space, out) are relative to the sweep file's folder's cwd."""
+
+    name: str
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    finetune: FinetuneDefaults = Field(default_factory=FinetuneDefaults)
+    eval: EvalConfig = Field(default_factory=lambda: EvalConfig(episodes=20))
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    space: str
+    trials: int = Field(default=20, ge=1)
+    sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
+    sampler_seed: int = 0
+    storage: str | None = None
+    study: str | None = None
+    backend: Literal["optuna", "ray"] = "optuna"
+    out: str | None = None
+    workers: int = Field(default=1, ge=1)
+    threads: int = Field(default=1, ge=1)
+    reeval: ReevalConfig = Field(default_factory=ReevalConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
+    reference_hidden: list[int] | None = None
+    max_return: float | None = None
+    return_floor: float = 0.0
+
+    @model_validator(mode="after")
+    def _early_stop_backend(self) -> SweepConfig:
+        if self.early_stop.requested() and self.backend != "optuna":
+            raise ValueError("early_stop.enabled: multi-objective early stopping runs on the "
+                             "optuna backend only; allowed backends: optuna")
+        return self
+
+    @field_validator("name", "study")
+    @classmethod
+    def _safe(cls, v: str | None) -> str | None:
+        if v is not None and not SAFE_NAME.match(v):
+            raise ValueError(f"{v!r} must be letters, digits, '_', '.', '-' (no paths)")
+        return v
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A resolved sweep: config, loaded space, output folder, storage URL, study name."""
+
+    config: SweepConfig
+    space: SearchSpace
+    out: Path
+    storage: str
+    study: str
+
+    def base(self) -> dict[str, Any]:
+        """The fixed part of every trial config (the space fills in the rest)."""
+        c = self.config
+        return {"env": c.env.model_dump(), "agent": c.agent.model_dump(exclude={"hidden"}),
+                "eval": c.eval.model_dump(), "threads": c.threads, "seed": c.seeds[0],
+                "finetune": c.finetune.model_dump()}
+
+    def reference_params(self, obs_size: int, act_size: int) -> int:
+        """Dense parameters of the reference architecture (the hypervolume's ref point)."""
+        hidden = self.config.reference_hidden or max(hidden_choices(self.space), key=sum)
+        return count_dense([obs_size, *hidden, act_size])
+
+
+def load_sweep(path: Path, *, storage: str | None = None, study: str | None = None,
+               out: Path | None = None) -> Sweep:
+    """Read and validate a sweep file and its search space; CLI flags override the file."""
+    data = load_yaml(path)
+    cfg: SweepConfig = parse(SweepConfig, data)
+    space_path = Path(cfg.space)
+    if not space_path.is_absolute() and not space_path.exists():
+        space_path = path.parent / space_path
+    space_data = load_yaml(space_path)
+    if not space_data:
+        raise ConfigError(f"space: {space_path} is empty; declare at least one dimension")
+    space: SearchSpace = parse(SearchSpace, space_data)
+    try:
+        check_method_params(space)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    out_dir = Path(out or cfg.out or Path("runs") / cfg.name)
+    name = study or cfg.study or cfg.name
+    if not SAFE_NAME.match(name):
+        raise ConfigError(f"--study: {name!r} must be letters, digits, '_', '.', '-'")
+    return Sweep(cfg, space, out_dir, storage or cfg.storage or default_storage(out_dir), name)
+
+
+def default_storage(out: Path) -> str:
+    """The embedded default: an Optuna journal file in the output folder (no server)."""
+    return str(out / "study.journal")

@@ -1,0 +1,165 @@
+"""TrialConfig: the one frozen, validated config a trial runs from (unknown keys rejected)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from nas_prune.config.base import Strict, format_error
+from nas_prune.pruning import methods
+from nas_prune.rl.agents import agents
+from nas_prune.rl.envs import check_env_id
+
+
+class EnvConfig(Strict):
+    """A gymnasium id (``CartPole-v1``) or entry point (``pkg.module:Class``) and kwargs."""
+
+    id: str = "CartPole-v1"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    max_episode_steps: int | None = Field(default=None, ge=1)
+
+    @field_validator("id")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return check_env_id(v)
+
+
+class SnapshotConfig(Strict):
+    """Best-snapshot keeping: every ``every_steps`` env steps (0: off) the policy is evaluated
+    on ``episodes`` selection episodes (seeds disjoint from the final evaluation's)."""
+
+    every_steps: int = Field(default=0, ge=0)
+    episodes: int = Field(default=10, ge=1)
+
+
+class AgentConfig(Strict):
+    """The agent, its dense network and training budget; ``hyper`` is checked by the agent."""
+
+    name: str = "dqn"
+    hidden: list[int] | None = None
+    activation: str | None = None
+    train_steps: int = Field(default=50_000, ge=1)
+    hyper: dict[str, Any] = Field(default_factory=dict)
+    snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        agents.get(v)
+        return v
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or min(v) < 1):
+            raise ValueError(f"agent.hidden: need one or more positive widths, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> AgentConfig:
+        from nas_prune.rl.networks import activations
+
+        cls = agents.get(self.name)
+        hyper = _validate_sub(cls.Hyper, self.hyper, "agent.hyper")
+        activation = self.activation or cls.default_activation
+        activations.get(activation)
+        object.__setattr__(self, "hyper", hyper)
+        object.__setattr__(self, "hidden", list(self.hidden or cls.default_hidden))
+        object.__setattr__(self, "activation", activation)
+        return self
+
+
+class FinetuneConfig(Strict):
+    """mode ``rl`` continues the agent's own training; ``distill`` imitates the dense teacher."""
+
+    mode: Literal["rl", "distill"] = "rl"
+    steps: int = Field(default=10_000, ge=0)
+    lr: float = Field(default=1e-3, gt=0)  # distillation only
+    batch_size: int = Field(default=256, ge=1)  # distillation only
+
+
+class PruningConfig(Strict):
+    """What to prune, how far, on which schedule, and how to recover."""
+
+    method: str = "magnitude"
+    sparsity: float | list[float] = 0.0
+    schedule: Literal["oneshot", "gradual", "iterative"] = "oneshot"
+    steps: int = Field(default=5, ge=1)  # pruning steps of gradual / iterative
+    tolerance: float = Field(default=0.95, gt=0, le=1)  # iterative: keep >= tol * dense
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        methods.get(v)
+        return v
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fraction(cls, v: float | list[float]) -> float | list[float]:
+        for s in v if isinstance(v, list) else [v]:
+            if not 0.0 <= s < 1.0:
+                raise ValueError(f"pruning.sparsity: {s} is outside [0, 1)")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> PruningConfig:
+        params = _validate_sub(methods.get(self.method).Params, self.method_params,
+                               "pruning.method_params")
+        object.__setattr__(self, "method_params", params)
+        return self
+
+
+class EvalConfig(Strict):
+    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed."""
+
+    episodes: int = Field(default=100, ge=1)
+    seed: int | None = None
+
+
+class TrialConfig(Strict):
+    """One trial: train dense (or load it) -> prune per schedule -> fine-tune -> evaluate."""
+
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    pruning: PruningConfig = Field(default_factory=PruningConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    seed: int = Field(default=0, ge=0)
+    threads: int = Field(default=1, ge=1)
+    dense_checkpoint: str | None = None
+
+    @model_validator(mode="after")
+    def _plan_fits(self) -> TrialConfig:
+        layer_sparsity(self)
+        return self
+
+
+def layer_sparsity(cfg: TrialConfig) -> list[float]:
+    """The per-layer plan: a scalar broadcast to every prunable layer, or the list given."""
+    method = methods.get(cfg.pruning.method)
+    hidden = cfg.agent.hidden or []
+    n = len(hidden) if method.structured else len(hidden) + 1
+    s = cfg.pruning.sparsity
+    if not isinstance(s, list):
+        return [float(s)] * n
+    if len(s) != n:
+        raise ValueError(
+            f"pruning.sparsity: {len(s)} values given; method {cfg.pruning.method!r} on hidden "
+            f"{hidden} has {n} prunable layers")
+    return [float(x) for x in s]
+
+
+def _validate_sub(model: type[BaseModel], data: dict[str, Any], where: str) -> dict[str, Any]:
+    try:
+        return model.model_validate(data).model_dump()
+    except ValidationError as exc:
+        raise ValueError(format_error(exc, where)) from None
+
+
+
+
+
+
+
+

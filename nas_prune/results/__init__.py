@@ -1,0 +1,1 @@
+"""Reading a sweep back: trials table, Pareto maths, re-evaluation, summary, best, report."""

@@ -1,0 +1,86 @@
+"""Assemble ReportData from a sweep's study (and its baseline study): front, re-evaluation,
+dense references, hypervolumes. The one place ``report`` and ``best`` get their figures."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from nas_prune.results.reeval import reevaluate, verify_checkpoints, with_reeval
+from nas_prune.results.report import ReportData
+from nas_prune.results.study import (
+    BASELINE_SUFFIX,
+    SWEEP_ATTR,
+    complete,
+    dense_points,
+    front_of,
+    hypervolumes,
+    trials_frame,
+)
+from nas_prune.search.storage import load_study
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The report's data plus the study it came from."""
+
+    data: ReportData
+    study: optuna.Study
+    ret_col: str  # the return column the front was chosen on (re-evaluated when available)
+
+
+def sweep_info(study: optuna.Study) -> dict[str, Any]:
+    """What the sweep recorded about itself (reference point, re-evaluation settings)."""
+    info = study.user_attrs.get(SWEEP_ATTR)
+    if not info:
+        raise ValueError(f"--study: {study.study_name!r} was not created by nas-prune sweep")
+    return dict(info)
+
+
+def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
+    """Read the study, re-evaluate the front (cached in the study), build ReportData."""
+    study = load_study(storage, study_name)
+    info = sweep_info(study)
+    df = trials_frame(study)
+    done = complete(df)
+    base_df = _baseline(storage, study_name)
+    front, ret_col = front_of(done), "return_mean"
+    verify_checkpoints(front)
+    k, episodes = info["reeval_seeds"], info["reeval_episodes"]
+    if reeval and k > 0 and not front.empty:
+        front = with_reeval(front, reevaluate(study, front, seeds=k, episodes=episodes))
+        front, ret_col = front_of(front, "reeval_mean"), "reeval_mean"
+        if not base_df.empty:
+            bstudy = load_study(storage, study_name + BASELINE_SUFFIX)
+            base_df = with_reeval(base_df, reevaluate(bstudy, base_df, seeds=k,
+                                                      episodes=episodes))
+    dense = dense_points(df)
+    if info.get("max_return") is None:
+        tops = [*dense["return_mean"].tolist(), *front[ret_col].tolist(), 1.0]
+        info["max_return"] = max(float(x) for x in tops)
+    hv = hypervolumes(front, front_of(base_df, ret_col) if not base_df.empty else base_df,
+                      info, ret_col)
+    notes = [
+        f"Objectives: maximise return ({ret_col}), minimise nonzero parameters of the "
+        f"deployed policy.",
+        f"Hypervolume: normalised, params on log10 scale; reference point = (dense params of "
+        f"the reference architecture = {info['ref_params']}, return floor = "
+        f"{info['return_floor']}); box top = max return {info['max_return']:.1f}.",
+    ]
+    if ret_col == "reeval_mean":
+        notes.append(f"Front re-evaluated on {k} fresh seeds x {episodes} episodes; "
+                     f"95% intervals are percentile-bootstrap intervals of the IQM.")
+    data = ReportData(title=f"{study_name}: {info.get('agent')} on {info.get('env')}",
+                      trials=df, front=front, dense=dense, baseline=base_df,
+                      hypervolume=hv, notes=notes)
+    return Summary(data, study, ret_col)
+
+
+def _baseline(storage: str, name: str) -> pd.DataFrame:
+    try:
+        study = load_study(storage, name + BASELINE_SUFFIX)
+    except ValueError:
+        return pd.DataFrame()
+    return complete(trials_frame(study))

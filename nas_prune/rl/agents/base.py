@@ -1,0 +1,104 @@
+"""The Agent interface every DRL algorithm implements, and the agent registry."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import gymnasium as gym
+import torch
+from pydantic import BaseModel
+
+from nas_prune.rl.envs import check_spaces
+from nas_prune.rl.evaluation import EnvSpec
+from nas_prune.rl.heads import Head
+from nas_prune.rl.networks import MLP
+from nas_prune.util.registry import Registry
+
+Penalty = Callable[[MLP], "torch.Tensor | None"]
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """Everything an agent is built from (resolved: no None left)."""
+
+    env: EnvSpec
+    hidden: list[int]
+    activation: str
+    hyper: BaseModel
+    seed: int
+    train_steps: int  # the dense budget; schedules (epsilon, learning rate) span it
+
+
+class Agent:
+    """A DRL agent whose deployed policy is one masked MLP (``policy``).
+
+    ``train`` continues training for a number of env steps, re-applying the policy's masks
+    after every optimizer step, so pruned weights stay exactly zero.
+    """
+
+    Hyper: ClassVar[type[BaseModel]]
+    default_hidden: ClassVar[list[int]]
+    default_activation: ClassVar[str]
+
+    def __init__(self, spec: AgentSpec) -> None:
+        self.spec = spec
+        self.env_steps = 0
+
+    @classmethod
+    def check_env(cls, env: gym.Env) -> None:
+        """Raise ValueError naming ``agent.name`` when this agent cannot act in ``env``."""
+        check_spaces(env.observation_space, env.action_space)
+
+    @property
+    def policy(self) -> MLP:
+        """The network acting needs (DQN: Q-network; PPO: actor)."""
+        raise NotImplementedError
+
+    @property
+    def head(self) -> Head:
+        """How ``policy``'s output becomes an action."""
+        raise NotImplementedError
+
+    def begin_finetune(self) -> None:
+        """Switch schedules (exploration, learning rate) to their end values: the agent
+        continues from trained weights rather than starting to learn."""
+
+    def close(self) -> None:
+        """Release the agent's envs."""
+
+    def set_policy(self, net: MLP) -> None:
+        """Replace the policy (after surgery or a snapshot restore); resets its optimizer."""
+        raise NotImplementedError
+
+    def train(self, steps: int, *, penalty: Penalty | None = None,
+              progress: Progress | None = None) -> None:
+        """Train for ``steps`` env steps; ``progress(env_steps)`` is called along the way."""
+        raise NotImplementedError
+
+    def distill_grad(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
+        """d/d student_out of the policy-distillation loss between student and teacher
+        outputs on the same states (``nas_prune.losses``)."""
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """Every network's weights, by name (what the dense cache stores)."""
+        raise NotImplementedError
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Load what ``state_tensors`` returned."""
+        raise NotImplementedError
+
+
+agents: Registry[type[Agent]] = Registry("agent", "agent.name")
+
+
+def prefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Prefix state-dict keys (``actor.layers.0.weight``)."""
+    return {f"{prefix}.{k}": v.detach().clone() for k, v in tensors.items()}
+
+
+def unprefixed(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of ``prefixed`` for one prefix."""
+    cut = len(prefix) + 1
+    return {k[cut:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}

@@ -1,0 +1,245 @@
+"""Training MLPs without autograd: parameters as views of one flat buffer, a hand-written
+backward pass, and one clip + Adam + mask step over the whole buffer.
+
+Why: at RL batch sizes (64-256 rows) a gradient step on a small MLP is dominated by per-op
+overhead (the autograd graph, per-parameter optimizer and clipping work), not by arithmetic
+(issue #6, measured in ``tests/benchmarks/bench_step.py``). Agents compute the gradient of
+their loss with respect to the network's output (``nas_prune.losses``, checked against
+autograd in the tests), ``FlatMLP.backward`` writes each layer's gradient straight into the
+flat gradient buffer, and ``FlatTrainer.step`` clips and updates that buffer in one go.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_prune.rl.networks import MLP
+
+Tensor = torch.Tensor
+aten = torch.ops.aten
+Penalty = Callable[[MLP], "Tensor | None"]
+
+# activation name -> (forward, backward(grad_out, pre_activation, post_activation)); the
+# backward ops are the ones autograd itself runs for these activations.
+ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor],
+                             Callable[[Tensor, Tensor, Tensor], Tensor]]] = {
+    "relu": (torch.relu, lambda g, z, h: aten.threshold_backward(g, h, 0)),
+    "tanh": (torch.tanh, lambda g, z, h: aten.tanh_backward(g, h)),
+    "elu": (F.elu, lambda g, z, h: aten.elu_backward(g, 1.0, 1, 1, True, h)),
+    "gelu": (F.gelu, lambda g, z, h: aten.gelu_backward(g, z)),
+    "silu": (F.silu, lambda g, z, h: aten.silu_backward(g, z)),
+    "leaky_relu": (F.leaky_relu, lambda g, z, h: aten.leaky_relu_backward(g, z, 0.01, False)),
+}
+
+
+# numpy forms of the activations that have one, for acting on a few rows at a time, where
+# numpy's per-call overhead (~1 us) beats torch's (~5-20 us on these CPUs)
+NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "relu": lambda z: np.maximum(z, 0, out=z),
+    "tanh": lambda z: np.tanh(z, out=z),
+}
+
+
+class FlatMLP:
+    """Forward and hand-written backward of one MLP.
+
+    ``forward(x, record=True)`` keeps what one following ``backward(d_out)`` needs;
+    ``backward`` overwrites the parameters' ``.grad`` tensors (slices of a trainer's flat
+    gradient buffer). Views of the parameters are re-read whenever their storage moved.
+    """
+
+    def __init__(self, net: MLP) -> None:
+        self.net = net
+        self.act, self.act_backward = ACTIVATIONS[net.activation]
+        self._w0 = net.linears()[0].weight  # the same Parameter object whatever its storage
+        self._tape: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.bind()
+
+    def bind(self) -> None:
+        """Re-read the parameter views (after the storage moved into another buffer)."""
+        layers = self.net.linears()
+        # plain tensors without requires_grad, sharing storage with the parameters
+        self.weights = [(layer.weight.detach(), layer.bias.detach()) for layer in layers]
+        self._weights_t = [(w.t(), b) for w, b in self.weights]
+        self.grads: list[tuple[Tensor | None, Tensor | None]] = [
+            (layer.weight.grad, layer.bias.grad) for layer in layers]
+        self.np_weights = [(w.numpy().T, b.numpy()) for w, b in self.weights]
+        self._ptr = self._w0.data_ptr()
+
+    def act_forward(self, x: np.ndarray) -> np.ndarray:
+        """The output for a few rows of float32 observations (acting): numpy where the
+        activation has a numpy form, torch otherwise."""
+        if self._w0.data_ptr() != self._ptr:
+            self.bind()
+        act = NUMPY_ACTIVATIONS.get(self.net.activation)
+        if act is None:
+            return self.forward(torch.as_tensor(x, dtype=torch.float32)).numpy()
+        h = x
+        last = len(self.np_weights) - 1
+        for i, (w_t, b) in enumerate(self.np_weights):
+            h = h @ w_t
+            h += b
+            if i < last:
+                h = act(h)
+        return h
+
+    def forward(self, x: Tensor, *, record: bool = False) -> Tensor:
+        """The network's output for a batch ``x``."""
+        if self._w0.data_ptr() != self._ptr:
+            self.bind()
+        tape = []
+        h = x
+        last = len(self.weights) - 1
+        for i, (w_t, b) in enumerate(self._weights_t):
+            z = torch.addmm(b, h, w_t)
+            a = self.act(z) if i < last else z
+            if record:
+                tape.append((h, z, a))
+            h = a
+        self._tape = tape
+        return h
+
+    def backward(self, d_out: Tensor) -> None:
+        """Write d loss / d parameters, given d loss / d output, into the gradient buffer.
+
+        ``d_out`` may cover only the first rows of the recorded batch: the loss depends on
+        those rows alone (DQN records its batch and the next states in one forward).
+        """
+        if not self._tape:
+            raise RuntimeError("FlatMLP.backward needs a forward(..., record=True) first")
+        rows = len(d_out)
+        tape = self._tape
+        if rows != len(tape[0][0]):
+            tape = [(h[:rows], z[:rows], a[:rows]) for h, z, a in tape]
+        g = d_out
+        for i in range(len(self.weights) - 1, -1, -1):
+            h_in = tape[i][0]
+            gw, gb = self.grads[i]
+            assert gw is not None and gb is not None, "backward needs a FlatTrainer's net"
+            torch.mm(g.t(), h_in, out=gw)
+            torch.sum(g, 0, out=gb)
+            if i:
+                _, z, a = tape[i - 1]
+                g = self.act_backward(torch.mm(g, self.weights[i][0]), z, a)
+        self._tape = []
+
+
+def flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
+    """Move each parameter's storage into a slice of ``data`` (and its ``.grad`` into the
+    same slice of ``grad``), keeping the parameter objects and their values."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        data[offset:offset + n].copy_(p.detach().reshape(-1))
+        p.data = data[offset:offset + n].view_as(p)
+        p.grad = grad[offset:offset + n].view_as(p)
+        offset += n
+
+
+class FlatTrainer:
+    """The parameters of some MLPs (and extra tensors, e.g. a log-std) as views of one flat
+    buffer, trained by one clip + Adam + mask step.
+
+    Every ``nn.Parameter`` object stays (state dicts, ``load_state_dict``, masks and
+    evaluation work unchanged); only its storage moves into the buffer. The update is
+    ``torch.optim.Adam``'s fused kernel over the whole buffer; the first net is the one a
+    pruning penalty applies to.
+    """
+
+    def __init__(self, nets: Sequence[MLP], extra: Sequence[nn.Parameter] = (), *,
+                 lr: float, eps: float = 1e-8, max_grad_norm: float | None = None) -> None:
+        unsupported = sorted({n.activation for n in nets} - ACTIVATIONS.keys())
+        if unsupported:
+            raise ValueError(f"agent.activation: {unsupported[0]} has no backward here; "
+                             f"allowed: {', '.join(sorted(ACTIVATIONS))}")
+        # Adam's moments of a parameter whose gradient stays exactly zero (a dead ReLU unit,
+        # a pruned weight) decay geometrically into denormal floats, which x86 CPUs compute
+        # ~100x slower: this alone made DQN's fused Adam step 40% of its training time.
+        # Flush them to zero (process-wide; a moment under 1.2e-38 moves no weight).
+        torch.set_flush_denormal(True)
+        self.nets, self.extra = list(nets), list(extra)
+        self.params = [p for net in self.nets for p in net.parameters()] + self.extra
+        total = sum(p.numel() for p in self.params)
+        self.flat, self.grad = torch.zeros(total), torch.zeros(total)
+        flatten_into(self.params, self.flat, self.grad)
+        self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
+                       for p in self.params]
+        self.mlps = {id(net): FlatMLP(net) for net in self.nets}
+        self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
+        self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
+
+    def __getitem__(self, net: MLP) -> FlatMLP:
+        return self.mlps[id(net)]
+
+    def step(self, grads: Mapping[MLP, Tensor | np.ndarray], *, what: str,
+             extra: Mapping[nn.Parameter, Tensor | np.ndarray] | None = None,
+             penalty: Penalty | None = None) -> None:
+        """One update from the loss's gradients with respect to each net's recorded output
+        (``grads``) and to extra parameters: backward, add the ``penalty``'s gradient on the
+        first net, clip the global norm, Adam, re-apply the masks.
+
+        Raises:
+            FloatingPointError: the gradient is not finite (the loss diverged); no update.
+        """
+        self._claim()
+        self._backward(grads, extra or {})
+        if penalty is not None:
+            self._add_penalty(penalty)
+        norm = torch.linalg.vector_norm(self.grad).item()
+        if not math.isfinite(norm):
+            raise FloatingPointError(f"{what} gradient became {norm}")
+        if self.max_grad_norm is not None:  # as torch.nn.utils.clip_grad_norm_
+            coef = self.max_grad_norm / (norm + 1e-6)
+            if coef < 1.0:
+                self.grad.mul_(coef)
+        exp_avg, exp_avg_sq, step = self._adam
+        # torch.optim.Adam(fused=True)'s kernel, called without the optimizer's per-call
+        # bookkeeping (tests/test_flatnet.py checks it matches torch.optim.Adam)
+        step.add_(1)
+        torch._fused_adam_([self.flat], [self.grad], [exp_avg], [exp_avg_sq], [], [step],
+                           amsgrad=False, lr=self.lr, beta1=0.9, beta2=0.999,
+                           weight_decay=0.0, eps=self.eps, maximize=False)
+        for net in self.nets:
+            net.apply_masks()
+
+    def _backward(self, grads: Mapping[MLP, Tensor | np.ndarray],
+                  extra: Mapping[nn.Parameter, Tensor | np.ndarray]) -> None:
+        # every slice of the gradient buffer is written: backward, copy, or zero
+        for net in self.nets:
+            if net in grads:
+                self[net].backward(torch.as_tensor(grads[net]))
+            else:
+                for p in net.parameters():
+                    p.grad.zero_()  # type: ignore[union-attr]
+        for p in self.extra:
+            g = extra.get(p)
+            if g is None:
+                p.grad.zero_()  # type: ignore[union-attr]
+            else:
+                p.grad.copy_(torch.as_tensor(g))  # type: ignore[union-attr]
+
+    def _claim(self) -> None:
+        # Another trainer over some of the same nets (e.g. distillation's) moved their
+        # parameters into its buffer, or ``zero_grad(set_to_none=True)`` dropped a .grad:
+        # move them back, current values kept; the layout and so this trainer's Adam state
+        # stay valid.
+        if any(p.data_ptr() != ptr or p.grad is None or p.grad.data_ptr() != gptr
+               for p, ptr, gptr in self._where):
+            flatten_into(self.params, self.flat, self.grad)
+            for mlp in self.mlps.values():
+                mlp.bind()
+
+    def _add_penalty(self, penalty: Penalty) -> None:
+        net = self.nets[0]
+        value = penalty(net)
+        if value is None:
+            return
+        params = list(net.parameters())
+        for p, g in zip(params, torch.autograd.grad(value, params, allow_unused=True)):
+            if g is not None:
+                p.grad.add_(g)  # type: ignore[union-attr]

@@ -1,0 +1,319 @@
+"""Optuna backend: ask the space for a TrialConfig, run it, tell the objectives."""
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import signal
+import threading
+import time
+import traceback
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import optuna
+from filelock import FileLock
+from optuna.trial import FrozenTrial, TrialState
+
+from nas_prune.config.space import suggest
+from nas_prune.config.sweep import Sweep
+from nas_prune.results.study import METRICS_ATTR
+from nas_prune.search.storage import create_study, is_local, lock_path, n_finished, repair_journal
+from nas_prune.trial.early_stop import dominated_count
+
+if TYPE_CHECKING:
+    from nas_prune.trial.run import Rungs  # noqa: F401
+
+Callback = Callable[[optuna.Study, FrozenTrial], None]
+RETRY_OF = "retry_of"
+
+
+class _NSGAII(optuna.samplers.NSGAIISampler):
+    """NSGA-II whose generations fill with finished trials, stopped (PRUNED) ones included.
+
+    Optuna's counts only COMPLETE trials, so with early stopping a generation waits for
+    ``population_size`` trials that were not stopped, and the search stays random far
+    longer than without it. Stopped trials still never become parents: only COMPLETE ones
+    have both objectives (and a stopped trial is dominated by a COMPLETE one).
+    """
+
+    def get_trial_generation(self, study: optuna.Study, trial: FrozenTrial) -> int:
+        key = self._get_generation_key()
+        generation = trial.system_attrs.get(key)
+        if generation is not None:
+            return int(generation)
+        done = study._get_trials(  # noqa: SLF001 (as Optuna's own implementation)
+            deepcopy=False, states=[TrialState.COMPLETE, TrialState.PRUNED], use_cache=True)
+        generations = [g for g in (t.system_attrs.get(key, -1) for t in done) if g >= 0]
+        latest = max(generations, default=0)
+        generation = latest + int(sum(g == latest for g in generations) >= self._population_size)
+        study._storage.set_trial_system_attr(trial._trial_id, key, generation)  # noqa: SLF001
+        return generation
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
+                        search_space: dict[str, Any]) -> dict[str, Any]:
+        # a generation of mostly stopped trials can leave fewer than the two parents a
+        # crossover needs: sample that child at random (as generation 0 does)
+        parents = self.get_parent_population(study, self.get_trial_generation(study, trial))
+        if len(parents) < 2:
+            return {}
+        return super().sample_relative(study, trial, search_space)
+
+    # Optuna >= 5.1 keeps a threading.Lock on GA samplers; Ray Tune pickles its searcher
+    # (and this sampler with it) into the sweep's Ray folder: drop the lock, make a new one
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_thread_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()  # unused by Optuna < 5.1
+
+
+# keep Optuna's own keys (the subclass would get "_NSGAII:..."): studies stay resumable
+_NSGAII._GENERATION_KEY = optuna.samplers.NSGAIISampler._GENERATION_KEY  # noqa: SLF001
+_NSGAII._PARENT_CACHE_KEY_PREFIX = (
+    optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX)  # noqa: SLF001
+
+
+def make_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """NSGA-II (default), TPE or random; multi-objective capable, seeded."""
+    if name == "nsga2":
+        # a population of about a third of the budget gives NSGA-II a few generations
+        return _NSGAII(population_size=max(4, min(50, trials // 3)), seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_sweep_study(sweep: Sweep, trials: int, worker: int = 0) -> optuna.Study:
+    """Create or resume the sweep's study.
+
+    The sampler's seed mixes the sweep's seed, the worker index and the trials already in
+    the study: concurrent workers, and a resumed sweep, never replay the same samples.
+    """
+    c = sweep.config
+    study = create_study(sweep.storage, sweep.study, make_sampler(c.sampler, 0, trials))
+    seed = (c.sampler_seed + 1_000_003 * worker
+            + 7_919 * len(study.get_trials(deepcopy=False))) % 2**32
+    study.sampler = make_sampler(c.sampler, seed, trials)
+    return study
+
+
+def trial_dir(sweep: Sweep, number: int) -> Path:
+    """Where trial ``number`` writes its policy, config and metrics."""
+    return sweep.out / "trials" / f"{number:05d}"
+
+
+def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
+    """The Optuna objective: (return_mean up, params_nonzero down); metrics as user attrs."""
+    from nas_prune.trial.run import TrialStopped, run_trial
+
+    def run(trial: optuna.Trial) -> tuple[float, float]:
+        base = sweep.base()
+        seeds = sweep.config.seeds
+        # seeds rotate by trial number; a sampled seed would let the search favour lucky ones
+        base["seed"] = seeds[trial.number % len(seeds)]
+        # config and out_dir ride in the metrics attr (one journal write, ~0.9 ms each):
+        # written before the run (a failed trial keeps them), rewritten with the metrics
+        where: dict[str, Any] = {}
+        try:
+            cfg = suggest(trial, sweep.space, base)
+            out = trial_dir(sweep, trial.number)
+            where = {"config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
+            trial.set_user_attr(METRICS_ATTR, where)
+            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out,
+                               rungs=_rungs(sweep, trial))
+        except TrialStopped as stop:
+            trial.set_user_attr(METRICS_ATTR, {**stop.metrics, **where})
+            raise optuna.TrialPruned(str(stop)) from None
+        except BaseException as exc:
+            trial.set_user_attr("fail_reason", _reason(exc))
+            raise
+        # one write (the rung points were written by decide() as they were reached)
+        trial.set_user_attr(METRICS_ATTR, {**result.metrics, **where})
+        values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
+        if not all(math.isfinite(v) for v in values):
+            trial.set_user_attr("fail_reason", f"non-finite objectives {values}")
+            raise FloatingPointError(f"non-finite objectives {values}")
+        return values
+
+    return run
+
+
+def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
+    from nas_prune.trial.run import Rungs
+
+    es = sweep.config.early_stop
+    if not es.enabled:
+        return None
+    study = trial.study
+
+    schedule = str(trial.params.get("schedule", "fixed"))
+
+    def decide(rung: int, point: tuple[float, float]) -> bool:
+        # compared within one schedule: a gradual trial is not yet at its final size
+        key = f"rung_{rung}"
+        trial.set_user_attr(key, list(point))
+        trial.set_user_attr("rung_schedule", schedule)
+        done = study.get_trials(deepcopy=False,
+                                states=(TrialState.COMPLETE, TrialState.PRUNED))
+        others = [tuple(t.user_attrs[key]) for t in done if key in t.user_attrs
+                  and t.user_attrs.get("rung_schedule") == schedule]
+        return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
+
+    bound = es.return_upper_bound
+
+    def certainly_dominated(params: float) -> bool:
+        # a finished trial with fewer params already scored the return's upper bound
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return any(t.values is not None and t.values[0] >= bound and t.values[1] < params
+                   for t in done)
+
+    at_size = certainly_dominated if es.size_check and bound is not None else None
+    return Rungs(list(es.rungs), decide, es.episodes, at_size)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+    return f"{type(exc).__name__}: {str(exc)[:300]}{where}"
+
+
+def recover_stale(study: optuna.Study) -> list[int]:
+    """Mark trials left RUNNING by a killed sweep as FAIL and queue each for one retry with
+    the same parameters. Only the sweep's owner calls this (never a joining worker)."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    storage = study._storage  # noqa: SLF001 (Optuna has no public API to fail a trial)
+    for t in stale:
+        storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: worker died")  # noqa: SLF001
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001
+        if RETRY_OF not in t.user_attrs:
+            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number})
+    return [t.number for t in stale]
+
+
+def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int = 0) -> None:
+    """Ask/tell loop in this process until the study holds ``trials`` finished trials.
+
+    A worker stops asking once finished + running trials reach the total, so concurrent
+    workers never overshoot; failures are told FAIL with their reason and the loop goes on
+    (at most ``trials + 2`` failures per worker, so a broken env cannot spin forever).
+    """
+    study = open_sweep_study(sweep, trials, worker)
+    run = objective(sweep)
+    failures = 0
+    while failures <= trials + 2:
+        trial = _ask(study, sweep, trials)
+        if trial is None:
+            return
+        try:
+            values = run(trial)
+        except optuna.TrialPruned:  # stopped early at a rung: counts toward the total
+            study.tell(trial, state=TrialState.PRUNED)
+        except (KeyboardInterrupt, SystemExit):
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+        except Exception:  # recorded with its reason; the sweep goes on
+            study.tell(trial, state=TrialState.FAIL)
+            failures += 1
+        else:
+            study.tell(trial, list(values))
+        frozen = study.get_trials(deepcopy=False)[trial.number]
+        for cb in callbacks:
+            cb(study, frozen)
+
+
+def _ask(study: optuna.Study, sweep: Sweep, total: int) -> optuna.Trial | None:
+    # Local storages: a file lock makes count-then-ask atomic across processes. Server
+    # storages (many machines): a trial whose rank is past the total is told FAIL as surplus.
+    local = is_local(sweep.storage)
+    lock = FileLock(str(lock_path(sweep.storage))) if local else nullcontext()
+    with lock:
+        busy = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        if len(study.get_trials(deepcopy=False, states=busy)) >= total:
+            return None
+        trial = study.ask()
+    ahead = [t for t in study.get_trials(deepcopy=False, states=busy) if t.number < trial.number]
+    if len(ahead) >= total:
+        trial.set_user_attr("fail_reason", "surplus: the study was already full")
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+    return trial
+
+
+def run_workers(sweep: Sweep, trials: int, workers: int,
+                callbacks: list[Callback] | None = None) -> None:
+    """Run the sweep with ``workers`` local processes sharing the study's storage; this
+    process reports progress by watching the storage."""
+    if workers == 1:
+        optimize(sweep, trials, callbacks or [])
+        return
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, args=(sweep, trials, i)) for i in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        _watch(open_sweep_study(sweep, trials), procs, callbacks or [])
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()  # SIGTERM: each worker tells its running trial FAIL, then exits
+        for p in procs:
+            p.join()
+        raise
+
+
+def _watch(study: optuna.Study, procs: list[Any], callbacks: list[Callback]) -> None:
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    seen = {t.number for t in study.get_trials(deepcopy=False, states=done_states)}
+    while True:
+        alive = any(p.is_alive() for p in procs)
+        for t in study.get_trials(deepcopy=False, states=done_states):
+            if t.number not in seen:
+                seen.add(t.number)
+                for cb in callbacks:
+                    cb(study, t)
+        if not alive:
+            break
+        time.sleep(1.0)
+    for p in procs:
+        p.join()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} sweep worker(s) exited with codes {failed}")
+
+
+def _worker_main(sweep: Sweep, trials: int, index: int) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        optimize(sweep, trials, [], worker=index)
+    except KeyboardInterrupt:
+        pass
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = None,
+              callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Create or resume the study, recover stale trials, and run to ``trials`` finished.
+
+    Rounds repeat while trials that were running elsewhere failed and left room, so the
+    study ends with exactly ``trials`` finished ones unless failures keep recurring.
+    """
+    total = trials or sweep.config.trials
+    repair_journal(sweep.storage)
+    study = open_sweep_study(sweep, total)
+    # Only a local storage's owner knows no other process is running its trials; on a
+    # server storage, RUNNING trials may belong to live workers on other machines.
+    stale = recover_stale(study) if is_local(sweep.storage) else []
+    for _ in range(3):
+        before = n_finished(study)
+        run_workers(sweep, total, workers or sweep.config.workers, callbacks)
+        after = n_finished(study)
+        if after >= total or after == before:
+            break
+    return {"study": sweep.study, "storage": sweep.storage, "recovered": stale}

@@ -1,0 +1,77 @@
+"""The uniform-pruning baseline: global magnitude pruning at fixed sparsities on the
+reference architecture, same fine-tune budget, recorded in its own study beside the sweep's."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from nas_prune.config.base import parse
+from nas_prune.config.space import Choice, Range, hidden_choices
+from nas_prune.config.sweep import Sweep
+from nas_prune.config.trial import TrialConfig
+from nas_prune.results.study import BASELINE_SUFFIX
+from nas_prune.search.storage import create_study
+
+
+def baseline_study(sweep: Sweep) -> optuna.Study:
+    """Create or open the baseline's study (same storage, name + '.baseline')."""
+    return create_study(sweep.storage, sweep.study + BASELINE_SUFFIX,
+                        optuna.samplers.RandomSampler(seed=0))
+
+
+def baseline_configs(sweep: Sweep) -> list[TrialConfig]:
+    """One TrialConfig per baseline sparsity."""
+    b, space = sweep.config.baseline, sweep.space
+    hidden = sweep.config.reference_hidden or max(hidden_choices(space), key=sum)
+    steps = b.finetune_steps if b.finetune_steps is not None else _largest(space.finetune_steps)
+    out = []
+    for s in b.sparsities:
+        data: dict[str, Any] = sweep.base()
+        finetune = {**data.pop("finetune"), "mode": b.finetune_mode, "steps": steps}
+        data["agent"] = {**data["agent"], "hidden": hidden}
+        data["pruning"] = {"method": b.method, "schedule": b.schedule, "sparsity": s,
+                           "finetune": finetune}
+        out.append(parse(TrialConfig, data))
+    return out
+
+
+def _largest(dim: Any) -> int:
+    if isinstance(dim, Choice):
+        return int(max(float(x) for x in dim.choices))
+    if isinstance(dim, Range):
+        return int(dim.high)
+    return int(dim)
+
+
+def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Study:
+    """Run the baseline sparsities not yet recorded; return the baseline study."""
+    from nas_prune.trial.run import run_trial
+
+    study = baseline_study(sweep)
+    done = {round(t.params.get("sparsity", -1), 6)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    for cfg in baseline_configs(sweep):
+        s = float(cfg.pruning.sparsity)  # type: ignore[arg-type]
+        if round(s, 6) in done:
+            continue
+        out = sweep.out / "baseline" / f"sparsity-{s:.4f}"
+        try:
+            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+        except (ValueError, FloatingPointError, RuntimeError) as exc:  # recorded, go on
+            study.add_trial(create_trial(
+                state=TrialState.FAIL, params={"sparsity": s},
+                distributions={"sparsity": FloatDistribution(0.0, 1.0)},
+                user_attrs={"fail_reason": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+            log(f"baseline sparsity={s:.3f}: FAIL ({exc})")
+            continue
+        m = result.metrics
+        attrs = {**m, "config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
+        study.add_trial(create_trial(
+            params={"sparsity": s}, distributions={"sparsity": FloatDistribution(0.0, 1.0)},
+            values=[m["return_mean"], float(m["params_nonzero"])], user_attrs=attrs))
+        log(f"baseline sparsity={s:.3f}: params_nonzero={m['params_nonzero']} "
+            f"return={m['return_mean']:.1f} ({m['wall_s']:.1f}s)")
+    return study

@@ -1,0 +1,218 @@
+"""run_trial(TrialConfig) -> TrialResult: train (or load) dense -> prune per schedule with
+fine-tuning -> evaluate. Imports neither Optuna nor Ray."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from nas_prune.config.base import dump_yaml
+from nas_prune.config.trial import TrialConfig, layer_sparsity
+from nas_prune.pruning import PruneContext, methods
+from nas_prune.pruning.base import check_plan
+from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
+from nas_prune.pruning.schedule import ScheduleRun, run_schedule
+from nas_prune.pruning.surgery import shrink
+from nas_prune.rl.agents.base import Agent, Progress
+from nas_prune.rl.envs import env_steps_taken, make_vec_env
+from nas_prune.rl.evaluation import EvalResult, evaluate
+from nas_prune.rl.heads import Head, act
+from nas_prune.rl.networks import MLP, weights_hash
+from nas_prune.trial.artifacts import CheckpointError, save_policy
+from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
+from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
+from nas_prune.trial.finetune import selection_eval
+
+STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The outcome of one trial: its config, every metric, and the deployable policy."""
+
+    config: TrialConfig
+    metrics: dict[str, Any]
+    policy: MLP
+    head: Head
+
+
+def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | None = None,
+              progress: Progress | None = None, rungs: Rungs | None = None) -> TrialResult:
+    """Run one trial.
+
+    Args:
+        cfg: the trial; its seed determines the result.
+        cache_dir: where dense agents are cached (None: always train).
+        out: if given, write metrics.json, the policy (safetensors + JSON) and config.yaml.
+        progress: called with the fine-tuning agent's env-step count along the way.
+        rungs: early stopping: (fractions of the fine-tune budget, decide). A stop raises
+            ``TrialStopped`` carrying the partial metrics.
+
+    Returns:
+        The TrialResult; ``metrics`` holds the figures the report reads.
+    """
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    dense = obtain_dense(cfg, cache_dir)
+    agent = build_agent(cfg, cfg.seed + 1)
+    try:
+        return _run(cfg, agent, dense, start=start, out=out, progress=progress, rungs=rungs,
+                    cache_dir=cache_dir)
+    finally:
+        agent.close()
+
+
+def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Path | None,
+         progress: Progress | None, rungs: Rungs | None, cache_dir: Path | None) -> TrialResult:
+    try:
+        agent.load_state_tensors(dense.tensors)
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"dense_checkpoint: does not fit agent {cfg.agent.name} with "
+                              f"hidden {cfg.agent.hidden} ({str(exc)[:120]})") from None
+    agent.begin_finetune()
+    teacher = copy.deepcopy(agent.policy)
+    eval_seed = cfg.eval.seed if cfg.eval.seed is not None else cfg.seed
+    dense_eval = dense_evaluation(cfg, teacher, agent.head, seed=eval_seed, cache_dir=cache_dir)
+    # what this trial steps beyond the shared (cached) dense agent and its evaluation
+    steps_at_start = env_steps_taken()
+    method_cls = methods.get(cfg.pruning.method)
+    method = method_cls(method_cls.Params(**cfg.pruning.method_params))
+    plan = layer_sparsity(cfg)
+    check_plan(agent.policy, plan, method_cls)
+    monitor = _monitor(cfg, agent, rungs, progress)
+    run = ScheduleRun(
+        method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
+                         states=_visited_states(teacher, agent, cfg.seed)),
+        snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
+        dense_selection_return=_dense_selection(cfg, teacher, agent),
+        at_final_size=_size_check(rungs))
+    params_dense = count_dense(teacher.sizes)
+    base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
+            "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
+            "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
+            "params_dense": params_dense, "dense_return_mean": dense_eval.mean,
+            "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
+            "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
+            "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
+    try:
+        run_schedule(agent, run)
+    except EarlyStop as stop:
+        partial = _partial(stop, agent, dense.env_steps, start)
+        partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
+        partial["trial_env_steps"] = env_steps_taken() - steps_at_start
+        raise TrialStopped(stop, {**base, **partial}) from None
+    achieved = achieved_sparsity(agent.policy, method.structured)
+    policy = shrink(agent.policy) if method.structured else agent.policy
+    final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
+                     seed=eval_seed)
+    metrics = {**base, **_final_metrics(policy, final, params_dense),
+               "layer_sparsity": achieved, "iterative_log": run.log,
+               "rung_points": monitor.points if monitor else [],
+               "rung_env_steps": monitor.eval_steps if monitor else 0,
+               "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
+               - count(agent.policy).params,
+               "finetune_env_steps": agent.env_steps,
+               "trial_env_steps": env_steps_taken() - steps_at_start,
+               "env_steps": dense.env_steps + agent.env_steps,
+               "wall_s": time.perf_counter() - start}
+    result = TrialResult(cfg, metrics, policy, agent.head)
+    if out is not None:
+        write_trial(out, result)
+    return result
+
+
+@dataclass(frozen=True)
+class Rungs:
+    """Early stopping: rung fractions of the fine-tune budget and their stop decision, and
+    the size check's decision (``nas_prune.rungs``)."""
+
+    fractions: list[float]
+    decide: Decide
+    episodes: int = 10
+    at_size: SizeDecide | None = None
+
+
+def _size_check(rungs: Rungs | None) -> Callable[[MLP], None] | None:
+    if rungs is None or rungs.at_size is None:
+        return None
+    at_size = rungs.at_size
+
+    def check(net: MLP) -> None:
+        params = float(count(net).params_nonzero)
+        if at_size(params):
+            raise EarlyStop(SIZE_CHECK, (params, float("nan")))
+    return check
+
+
+class TrialStopped(Exception):
+    """A trial stopped early at a rung; ``metrics`` holds what it measured so far."""
+
+    def __init__(self, stop: EarlyStop, metrics: dict[str, Any]) -> None:
+        super().__init__(str(stop))
+        self.metrics = metrics
+
+
+def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
+             progress: Progress | None) -> RungMonitor | None:
+    if rungs is None:
+        return None
+    return RungMonitor(agent, cfg.pruning.finetune.steps, rungs.fractions, rungs.decide,
+                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress)
+
+
+def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
+    part: dict[str, Any] = {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
+            "finetune_env_steps": agent.env_steps, "env_steps": dense_steps + agent.env_steps,
+            "wall_s": time.perf_counter() - start}
+    if stop.rung == SIZE_CHECK:
+        part["stopped_at"] = "final size (certainly dominated)"
+    else:
+        part.update(stopped_at=f"rung {stop.rung}", rung_return=stop.point[1])
+    return part
+
+
+def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str, Any]:
+    c = count(policy)
+    return {"hidden_pruned": policy.hidden, "params": c.params,
+            "params_nonzero": c.params_nonzero, "sparsity": 1.0 - c.params_nonzero / dense_size,
+            "macs": c.macs, "macs_nonzero": c.macs_nonzero, "return_mean": final.mean,
+            "return_std": final.std, "return_iqm": final.iqm, "returns": final.returns,
+            "episodes": len(final.returns), "q_mean": final.q_mean,
+            "eval_env_steps": final.env_steps, "weights_hash": weights_hash(policy)}
+
+
+def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
+    if cfg.pruning.schedule != "iterative":
+        return 0.0
+    return selection_eval(teacher, agent, cfg.agent.snapshot.episodes, cfg.seed + 2).mean
+
+
+def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
+    env = agent.spec.env
+    vec = make_vec_env(env.id, STATE_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
+    obs, _ = vec.reset(seed=seed)
+    states = []
+    try:
+        for _ in range(STATE_STEPS):
+            states.append(obs)
+            action, _ = act(net, agent.head, obs)
+            obs, *_ = vec.step(action)
+    finally:
+        vec.close()
+    return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
+
+
+def write_trial(out: Path, result: TrialResult) -> None:
+    """Write metrics.json, policy.safetensors + policy.json and the resolved config.yaml."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = save_policy(out, result.policy, result.head)
+    result.metrics["policy_sha256"] = digest
+    (out / "config.yaml").write_text(dump_yaml(result.config))
+    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))

@@ -1,0 +1,1 @@
+"""Small shared utilities: the plug-in registry and atomic file writes."""
