@@ -98,10 +98,10 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
-    from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
+    from nas_prune.search.backends.optuna_backend import run_sweep
     from nas_prune.search.progress import ProgressLine
     from nas_prune.search.storage import repair_journal
-    from nas_prune.search.sweep import prepare, record_info
+    from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
@@ -114,15 +114,17 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
         raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
     if chosen != "optuna" and sw.config.early_stop.requested():
         raise ValueError("--backend: early_stop runs on the optuna backend only")
-    prepare(sw)
+    if chosen != "optuna" and "reproducible" in sw.config.model_fields_set and (
+            sw.config.reproducible):
+        raise ValueError("--backend: reproducible sampling runs on the optuna backend only")
     total = trials or sw.config.trials
     cut = repair_journal(sw.storage)
     if cut:
         print(f"journal: cut a half-written last record ({cut} bytes, kept in .torn)")
-    st = open_sweep_study(sw, total)
-    record_info(st, sw)
+    st = claim_study(sw, total)
     info = st.user_attrs["sweep"]
-    print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.out}", flush=True)
+    print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.study_dir}",
+          flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
     try:
         if chosen == "ray":
@@ -144,7 +146,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     if report:
         if sw.config.baseline.enabled:
             baseline_for(sw)
-        _report(sw.storage, sw.study, sw.out / "report", reeval=True)
+        _report(sw.storage, sw.study, sw.study_dir / "report", reeval=True)
     return 0
 
 
@@ -153,19 +155,18 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     """Join the sweep's existing study and run trials until it holds its total."""
     import optuna
 
-    from nas_prune.search.backends.optuna_backend import open_sweep_study, optimize
+    from nas_prune.search.backends.optuna_backend import optimize
     from nas_prune.search.progress import ProgressLine
-    from nas_prune.search.sweep import prepare, record_info
+    from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
-    prepare(sw)
     signal.signal(signal.SIGTERM, _interrupt)  # the running trial is told FAIL, not left
     total = trials or sw.config.trials
-    st = open_sweep_study(sw, total)  # the first worker creates the study, others join it
-    record_info(st, sw, overwrite=False)
+    # the first worker creates the study, others join it (a changed sweep is refused)
+    st = claim_study(sw, total, owner=False)
     info = st.user_attrs["sweep"]
     # a worker index from the host and process, so machines draw different samples
     index = 1 + zlib.crc32(f"{socket.gethostname()}-{os.getpid()}".encode()) % 1_000_000
@@ -190,8 +191,14 @@ def baseline_for(sw: Sweep) -> None:
 
 def baseline(sweep_file: Path, *, storage: str | None, study: str | None,
              out: Path | None) -> None:
-    """The ``baseline`` verb."""
+    """The ``baseline`` verb (refused, like ``sweep``, when the sweep file changed)."""
+    from nas_prune.search.fingerprint import check_fingerprint
+    from nas_prune.search.storage import find_study
+
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    existing = find_study(sw.storage, sw.study)
+    if existing is not None:
+        check_fingerprint(existing, sw)
     baseline_for(sw)
 
 
@@ -199,16 +206,15 @@ def report(sweep_file: Path | None, *, storage: str | None, study: str | None,
            out: Path | None, reeval: bool) -> None:
     """The ``report`` verb."""
     st, name, sw = _resolve(sweep_file, storage, study)
-    default = sw.out / "report" if sw is not None else Path("runs") / name / "report"
-    _report(st, name, out or default, reeval=reeval)
+    _report(st, name, out or (sw.study_dir / "report" if sw else None), reeval=reeval)
 
 
-def _report(storage: str, name: str, out: Path, *, reeval: bool) -> None:
+def _report(storage: str, name: str, out: Path | None, *, reeval: bool) -> None:
     from nas_prune.results.report import render, terminal_table
     from nas_prune.results.summary import summarize
 
     summary = summarize(storage, name, reeval=reeval)
-    files = render(summary.data, out)
+    files = render(summary.data, out or summary.report_dir)
     print(terminal_table(summary.data))
     for kind, path in files.items():
         print(f"{kind}: {path}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -70,7 +71,7 @@ def test_sweep_with_early_stopping_prunes_dominated_trials(tmp_path: Path) -> No
     for t in trials:
         if t.state.name == "PRUNED":  # the rule held when it stopped
             earlier = [tuple(o.user_attrs["rung_0"]) for o in trials
-                       if o.number < t.number and o.state.name in ("COMPLETE", "PRUNED")]
+                       if _earlier(o, t) and o.state.name in ("COMPLETE", "PRUNED")]
             assert dominated_count(tuple(t.user_attrs["rung_0"]), earlier) >= 1
             assert trial_attrs(t)["env_steps"] < max(
                 trial_attrs(o)["env_steps"] for o in trials if o.state.name == "COMPLETE")
@@ -92,7 +93,17 @@ def test_size_check_stops_before_fine_tuning_with_the_final_size() -> None:
     assert part["params_nonzero"] == full["params_nonzero"] and "rung_return" not in part
 
 
-def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) -> None:
+def _earlier(o: Any, t: Any) -> bool:
+    """What a trial's stop decision may see: a reproducible sweep's earlier generations,
+    an asynchronous sweep's earlier trials (one worker)."""
+    if "generation" in t.user_attrs:
+        return bool(o.user_attrs["generation"] < t.user_attrs["generation"])
+    return bool(o.number < t.number)
+
+
+@pytest.mark.parametrize("reproducible", [True, False])
+def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path,
+                                                                reproducible: bool) -> None:
     write_yaml(tmp_path / "space.yaml", {
         "method": "importance", "hidden": "16", "sparsity": {"low": 0.0, "high": 0.9},
         "finetune_steps": 512})
@@ -102,7 +113,7 @@ def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) 
         "name": "size", "agent": {"name": "ppo", "train_steps": 1024},
         "eval": {"episodes": 2}, "space": "space.yaml", "trials": 8, "sampler": "random",
         "out": str(tmp_path / "o"), "reeval": {"seeds": 0}, "baseline": {"enabled": False},
-        "workers": 1,
+        "workers": 1, "reproducible": reproducible,
         "early_stop": {"enabled": True, "rungs": [], "size_check": True,
                        "return_upper_bound": 1}})
     res = CliRunner().invoke(app, ["sweep", str(sweep)])
@@ -112,7 +123,8 @@ def test_sweep_size_check_stops_only_certainly_dominated_trials(tmp_path: Path) 
     stopped = [t for t in trials if t.state.name == "PRUNED"]
     assert stopped, [t.state.name for t in trials]
     for t in trials:
-        smaller_done = [o for o in trials if o.number < t.number and o.state.name == "COMPLETE"
+        smaller_done = [o for o in trials if _earlier(o, t) and o.state.name == "COMPLETE"
                         and o.values[1] < trial_attrs(t)["params_nonzero"]]
+        assert ("generation" in t.user_attrs) == reproducible
         # stopped exactly when a smaller finished trial existed (it scored >= 1)
         assert (t.state.name == "PRUNED") == bool(smaller_done), t.number

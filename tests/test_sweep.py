@@ -14,8 +14,8 @@ from nas_prune.cli import app
 from nas_prune.config.sweep import load_sweep
 from nas_prune.results import pareto
 from nas_prune.results.study import METRICS_ATTR
-from nas_prune.search.backends.optuna_backend import open_sweep_study
 from nas_prune.search.storage import load_study
+from nas_prune.search.sweep import claim_study
 
 runner = CliRunner()
 
@@ -51,13 +51,13 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_files_agree_with_storage(finished: Path) -> None:
     sw = load_sweep(finished)
     study = load_study(sw.storage, sw.study)
-    trials = pd.read_csv(sw.out / "report" / "trials.csv")
+    trials = pd.read_csv(sw.study_dir / "report" / "trials.csv")
     assert len(trials) == len(study.trials) == 4
     stored = {t.number: t.values for t in study.trials}
     for _, row in trials.iterrows():
         assert row["return_mean"] == pytest.approx(stored[row["number"]][0])
         assert row["params_nonzero"] == stored[row["number"]][1]
-    front = pd.read_csv(sw.out / "report" / "pareto.csv")
+    front = pd.read_csv(sw.study_dir / "report" / "pareto.csv")
     # the report's front is the front of the re-evaluated figures of the raw front
     raw = pareto.front_indices([t.values[1] for t in study.trials],
                                [t.values[0] for t in study.trials])
@@ -67,7 +67,7 @@ def test_report_files_agree_with_storage(finished: Path) -> None:
     assert len(pareto.front_indices(re[:, 0], re[:, 1])) == len(front)
     assert list(front["params_nonzero"]) == sorted(front["params_nonzero"])
     for name in ("report.html", "pareto.png"):
-        assert (sw.out / "report" / name).stat().st_size > 1000
+        assert (sw.study_dir / "report" / name).stat().st_size > 1000
     baseline = load_study(sw.storage, sw.study + ".baseline")
     assert len(baseline.trials) == 2
 
@@ -120,10 +120,7 @@ def test_resume_adds_only_missing_trials(tiny_sweep: Path) -> None:
 
 def test_stale_running_trial_is_failed_and_retried(tiny_sweep: Path) -> None:
     sw = load_sweep(tiny_sweep)
-    study = open_sweep_study(sw, 4)
-    from nas_prune.search.sweep import record_info
-
-    record_info(study, sw)
+    study = claim_study(sw, 4)
     ghost = study.ask()  # a worker that died mid-trial leaves this RUNNING
     ghost.suggest_categorical("method", ["importance", "magnitude"])
     res = runner.invoke(app, ["sweep", str(tiny_sweep), "--trials", "3", "--no-report"])
@@ -144,18 +141,18 @@ def test_report_on_missing_study_is_one_line(tmp_path: Path) -> None:
 
 def test_report_after_resume_equals_report_before(finished: Path) -> None:
     sw = load_sweep(finished)
-    before = (sw.out / "report" / "pareto.csv").read_text()
+    before = (sw.study_dir / "report" / "pareto.csv").read_text()
     res = runner.invoke(app, ["sweep", str(finished)])  # resume: nothing left to run
     assert res.exit_code == 0, res.output
     assert len(load_study(sw.storage, sw.study).trials) == 4
-    assert (sw.out / "report" / "pareto.csv").read_text() == before
+    assert (sw.study_dir / "report" / "pareto.csv").read_text() == before
 
 
 def test_report_refuses_a_modified_front_checkpoint(finished: Path, tmp_path: Path) -> None:
     import shutil
 
     sw = load_sweep(finished)
-    front = pd.read_csv(sw.out / "report" / "pareto.csv")
+    front = pd.read_csv(sw.study_dir / "report" / "pareto.csv")
     path = Path(front.iloc[0]["out_dir"]) / "policy.safetensors"
     backup = tmp_path / "backup"
     shutil.copy(path, backup)

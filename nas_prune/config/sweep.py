@@ -17,6 +17,14 @@ from nas_prune.pruning.counting import count_dense
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 BACKENDS = ("optuna", "ray")
+# (metric, direction) of the study's objectives, in order
+OBJECTIVES: tuple[tuple[str, str], ...] = (("return_mean", "maximize"),
+                                           ("params_nonzero", "minimize"))
+# sweep fields that change what a trial computes or which trials the sampler draws; the
+# rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
+# when a study resumes
+TRIAL_FIELDS = ("env", "agent", "finetune", "eval", "seeds", "sampler", "sampler_seed",
+                "reproducible", "threads", "early_stop", "baseline", "reference_hidden")
 
 
 class ReevalConfig(Strict):
@@ -104,6 +112,10 @@ class SweepConfig(Strict):
     trials: int = Field(default=20, ge=1)
     sampler: Literal["nsga2", "tpe", "random"] = "nsga2"
     sampler_seed: int = 0
+    # generation-synchronous sampling: the same sweep file gives the same trials for any
+    # number of workers (nas_prune.search.generations); false: asynchronous, as Optuna
+    # does. The optuna backend only: Ray Tune's searcher always samples asynchronously.
+    reproducible: bool = True
     storage: str | None = None
     study: str | None = None
     backend: Literal["optuna", "ray"] = "optuna"
@@ -122,6 +134,11 @@ class SweepConfig(Strict):
         if self.early_stop.requested() and self.backend != "optuna":
             raise ValueError("early_stop.enabled: multi-objective early stopping runs on the "
                              "optuna backend only; allowed backends: optuna")
+        if self.reproducible and "reproducible" in self.model_fields_set and (
+                self.backend != "optuna"):
+            raise ValueError("reproducible: generation-synchronous sampling runs on the "
+                             "optuna backend only (Ray Tune samples asynchronously); "
+                             "allowed backends: optuna")
         return self
 
     @field_validator("name", "study")
@@ -141,6 +158,32 @@ class Sweep:
     out: Path
     storage: str
     study: str
+
+    @property
+    def study_dir(self) -> Path:
+        """Everything this study writes (trials, baseline, report, Ray results) lives here;
+        only the dense cache (``out/dense``) and the storage are shared by the out folder's
+        studies."""
+        return self.out / self.study
+
+    def trial_dir(self, name: int | str) -> Path:
+        """Where trial ``name`` (a trial number, or a Ray trial id) writes its files."""
+        return self.study_dir / "trials" / (f"{name:05d}" if isinstance(name, int) else name)
+
+    @property
+    def dense_cache(self) -> Path:
+        """Dense agents, shared by every study in the out folder (keyed by their config)."""
+        return self.out / "dense"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything in the sweep that changes what its trials compute (or which trials
+        are drawn): a study refuses to resume when it differs (``search.fingerprint``)."""
+        c = self.config
+        data = c.model_dump(mode="json", include=set(TRIAL_FIELDS))
+        data["baseline"].pop("enabled", None)
+        data["space"] = self.space.model_dump(mode="json")
+        data["objectives"] = [f"{name}:{d}" for name, d in OBJECTIVES]
+        return data
 
     def base(self) -> dict[str, Any]:
         """The fixed part of every trial config (the space fills in the rest)."""

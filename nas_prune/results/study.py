@@ -54,7 +54,9 @@ def _fmt(v: Any) -> str:
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """Every trial of a study as a DataFrame, sorted by trial number."""
-    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)]
+    # WAITING: drawn for a later run of a reproducible sweep, not run yet
+    rows = [trial_row(t) for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.WAITING]
     df = pd.DataFrame(rows, columns=None if rows else CORE_COLUMNS)
     for col in CORE_COLUMNS:  # failed-only studies have no metric columns
         if col not in df:

@@ -3,6 +3,7 @@ dense references, hypervolumes. The one place ``report`` and ``best`` get their 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -19,7 +20,7 @@ from nas_prune.results.study import (
     hypervolumes,
     trials_frame,
 )
-from nas_prune.search.storage import load_study
+from nas_prune.search.storage import is_local, load_study, storage_file
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Summary:
     data: ReportData
     study: optuna.Study
     ret_col: str  # the return column the front was chosen on (re-evaluated when available)
+    report_dir: Path  # where the report goes by default: the study's folder's report/
 
 
 def sweep_info(study: optuna.Study) -> dict[str, Any]:
@@ -43,9 +45,9 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
     """Read the study, re-evaluate the front (cached in the study), build ReportData."""
     study = load_study(storage, study_name)
     info = sweep_info(study)
-    df = trials_frame(study)
+    df = relocate(trials_frame(study), info, storage)
     done = complete(df)
-    base_df = _baseline(storage, study_name)
+    base_df = relocate(_baseline(storage, study_name), info, storage)
     front, ret_col = front_of(done), "return_mean"
     verify_checkpoints(front)
     k, episodes = info["reeval_seeds"], info["reeval_episodes"]
@@ -75,7 +77,39 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
     data = ReportData(title=f"{study_name}: {info.get('agent')} on {info.get('env')}",
                       trials=df, front=front, dense=dense, baseline=base_df,
                       hypervolume=hv, notes=notes)
-    return Summary(data, study, ret_col)
+    return Summary(data, study, ret_col, report_dir(info, study_name, storage))
+
+
+def report_dir(info: dict[str, Any], study_name: str, storage: str) -> Path:
+    """The study's default report folder: ``out/<study>/report`` (``out/report`` for a
+    study written before studies had folders of their own), found under the journal's
+    folder when the out folder was moved."""
+    out = info.get("out")
+    folder = Path(info.get("study_dir") or out or Path("runs") / study_name) / "report"
+    return Path(_moved(str(folder), info, storage, must_exist=False))
+
+
+def relocate(df: pd.DataFrame, info: dict[str, Any], storage: str) -> pd.DataFrame:
+    """Trial folders of an out folder that was moved or copied: a recorded ``out_dir``
+    that no longer exists is looked up at the same place under the journal's folder."""
+    if df.empty or "out_dir" not in df:
+        return df
+    df = df.copy()
+    df["out_dir"] = df["out_dir"].map(lambda p: _moved(p, info, storage))
+    return df
+
+
+def _moved(stored: Any, info: dict[str, Any], storage: str, *, must_exist: bool = True) -> Any:
+    out = info.get("out")
+    if not isinstance(stored, str) or not out or not is_local(storage):
+        return stored
+    if Path(stored if must_exist else out).exists():
+        return stored
+    try:
+        candidate = storage_file(storage).parent / Path(stored).relative_to(out)
+    except ValueError:
+        return stored
+    return str(candidate) if candidate.exists() or not must_exist else stored
 
 
 def _baseline(storage: str, name: str) -> pd.DataFrame:

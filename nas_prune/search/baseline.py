@@ -57,9 +57,9 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
         s = float(cfg.pruning.sparsity)  # type: ignore[arg-type]
         if round(s, 6) in done:
             continue
-        out = sweep.out / "baseline" / f"sparsity-{s:.4f}"
+        out = sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"
         try:
-            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+            result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out)
         except (ValueError, FloatingPointError, RuntimeError) as exc:  # recorded, go on
             study.add_trial(create_trial(
                 state=TrialState.FAIL, params={"sparsity": s},

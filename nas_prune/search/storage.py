@@ -1,17 +1,23 @@
 """Optuna storages and studies: the one record every backend, report and ``best`` reads."""
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 import optuna
+from filelock import FileLock
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-# return_mean up, params_nonzero down
-DIRECTIONS: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
+from nas_prune.config.sweep import OBJECTIVES
+
+DIRECTIONS: list[Literal["maximize", "minimize"]] = [
+    "maximize" if d == "maximize" else "minimize" for _, d in OBJECTIVES]
 RDB_SCHEMES = ("sqlite://", "postgresql", "mysql")
 
 
@@ -67,9 +73,14 @@ def is_local(url: str) -> bool:
     return url.startswith("sqlite://") or not url.startswith(RDB_SCHEMES)
 
 
+def storage_file(url: str) -> Path:
+    """A local storage's file: the journal path or the SQLite database."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite://") else Path(url)
+
+
 def lock_path(url: str) -> Path:
     """A lock file beside a local storage's file (journal path or SQLite database)."""
-    path = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite://") else Path(url)
+    path = storage_file(url)
     return path.with_name(path.name + ".ask.lock")
 
 
@@ -110,3 +121,43 @@ def n_finished(study: optuna.Study) -> int:
     """Trials that count toward the sweep's total: COMPLETE and early-stopped (PRUNED)."""
     states = (TrialState.COMPLETE, TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=states))
+
+
+@contextmanager
+def storage_lock(url: str, name: str) -> Iterator[None]:
+    """A lock held across processes and machines while one worker changes a study's
+    trial list (count, then enqueue or ask): a file lock beside a local storage, a
+    PostgreSQL advisory lock (MySQL ``GET_LOCK``) on a server storage."""
+    if is_local(url):
+        with FileLock(str(lock_path(url))):
+            yield
+        return
+    import sqlalchemy
+
+    key = int.from_bytes(hashlib.sha256(f"nas_prune:{name}".encode()).digest()[:8], "big",
+                         signed=True)
+    postgres = url.startswith("postgresql")
+    take, free = (("SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)") if postgres
+                  else ("SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"))
+    params = {"k": key if postgres else f"nas_prune:{key}"}
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                      **_engine_kwargs(url))  # type: ignore[arg-type]
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(take), params)
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text(free), params)
+    finally:
+        engine.dispose()
+
+
+def find_study(url: str, name: str) -> optuna.Study | None:
+    """The study if it exists, else None; writes nothing (a missing journal stays missing)."""
+    if is_local(url) and not storage_file(url).exists():
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        return None

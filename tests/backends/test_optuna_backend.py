@@ -8,7 +8,7 @@ from nas_prune.search.backends.optuna_backend import make_sampler
 
 
 def _generations(prune: bool) -> list[int]:
-    sampler = make_sampler("nsga2", 0, 12)  # population 4
+    sampler = make_sampler("nsga2", 0, 4)  # population 4
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     gens = []
     for i in range(12):
@@ -30,7 +30,7 @@ def test_generations_advance_every_population_of_finished_trials(prune: bool) ->
 
 
 def test_stopped_trials_are_never_parents() -> None:
-    sampler = make_sampler("nsga2", 0, 12)
+    sampler = make_sampler("nsga2", 0, 4)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     for i in range(8):
         trial = study.ask()
@@ -46,7 +46,7 @@ def test_stopped_trials_are_never_parents() -> None:
 def test_a_generation_of_stopped_trials_still_samples() -> None:
     # 1 COMPLETE + 3 PRUNED fill generation 0: its parents (COMPLETE only) are too few for
     # a crossover, so the next children are drawn at random instead of failing
-    sampler = make_sampler("nsga2", 0, 12)  # population 4
+    sampler = make_sampler("nsga2", 0, 4)  # population 4
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     for i in range(24):
         trial = study.ask()
@@ -62,7 +62,7 @@ def test_a_generation_of_stopped_trials_still_samples() -> None:
 
 
 def test_generation_keys_are_optunas_own() -> None:
-    sampler = make_sampler("nsga2", 0, 12)
+    sampler = make_sampler("nsga2", 0, 4)
     assert sampler._get_generation_key() == optuna.samplers.NSGAIISampler._get_generation_key()
 
 
@@ -71,7 +71,7 @@ def test_samplers_survive_pickling_and_keep_sampling(name: str) -> None:
     # Ray Tune pickles its searcher, sampler included (Optuna 5.1 put a lock on GA samplers)
     import pickle
 
-    sampler = pickle.loads(pickle.dumps(make_sampler(name, 0, 12)))
+    sampler = pickle.loads(pickle.dumps(make_sampler(name, 0, 4)))
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     study.optimize(lambda t: (t.suggest_float("x", 0.0, 1.0), 1.0), n_trials=10)
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 10

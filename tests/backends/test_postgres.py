@@ -93,3 +93,32 @@ def test_two_workers_fill_exactly_n_trials(pg_url: str, tmp_path: Path) -> None:
                for t in trials)
     # both workers took part
     assert all("COMPLETE" in out for out in outputs), outputs
+
+
+def test_two_postgres_workers_reproduce_the_one_process_sweep(pg_url: str,
+                                                               tmp_path: Path) -> None:
+    """Generation-synchronous sampling on a server storage (PostgreSQL advisory lock): two
+    `worker` processes give the trials a single local process gives."""
+    write_yaml(tmp_path / "space.yaml", {
+        "method": {"choices": ["importance", "magnitude"]}, "hidden": {"choices": ["8", "4"]},
+        "sparsity": {"low": 0.0, "high": 0.8}, "finetune_steps": 256})
+    sweep = write_yaml(tmp_path / "sweep.yaml", {
+        "name": "pgrep", "agent": {"name": "ppo", "train_steps": 512},
+        "eval": {"episodes": 2}, "space": "space.yaml", "trials": 6,
+        "out": str(tmp_path / "out"), "reeval": {"seeds": 0}, "baseline": {"enabled": False}})
+    local = subprocess.run([sys.executable, "-m", "nas_prune", "sweep", str(sweep),
+                            "--workers", "1", "--no-report", "--out", str(tmp_path / "local")],
+                           capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stdout + local.stderr
+    cmd = [sys.executable, "-m", "nas_prune", "worker", str(sweep), "--storage", pg_url]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+
+    def record(storage: str) -> list[tuple[object, ...]]:
+        return [(t.number, t.state.name, t.params, t.values, trial_attrs(t)["weights_hash"])
+                for t in load_study(storage, "pgrep").trials]
+
+    served = record(pg_url)
+    assert len(served) == 6 and served == record(str(tmp_path / "local" / "study.journal"))

@@ -73,12 +73,12 @@ def test_ray_sweep_across_two_nodes(cluster: str, tmp_path: Path) -> None:
     assert len({t.user_attrs["ray_trial_id"] for t in complete}) == 4
     # one CPU per node and two trials at once: the trials ran on both nodes of the cluster
     assert len({t.user_attrs["ray_node_id"] for t in complete}) == 2
-    trials = pd.read_csv(tmp_path / "out" / "report" / "trials.csv")
+    trials = pd.read_csv(tmp_path / "out" / "raytiny" / "report" / "trials.csv")
     assert len(trials) == 4
     stored = {t.number: t.values for t in study.trials}
     for _, row in trials.iterrows():
         assert row["return_mean"] == pytest.approx(stored[row["number"]][0])
-    assert (tmp_path / "out" / "report" / "report.html").stat().st_size > 1000
+    assert (tmp_path / "out" / "raytiny" / "report" / "report.html").stat().st_size > 1000
 
 
 def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_interrupted_ray_sweep_is_restored_not_restarted(tmp_path: Path) -> None
     assert len(ids) == len(set(ids)) == 4
     assert first <= set(ids)  # restored: the finished trials were kept, not re-run
     # Tune's own loggers: only result.json (ResultGrid reads it); no CSV, no TensorBoard
-    ray_dir = tmp_path / "out" / "ray"
+    ray_dir = tmp_path / "out" / "rayresume" / "ray"
     assert len(list(ray_dir.rglob("result.json"))) >= 4
     assert not list(ray_dir.rglob("progress.csv"))
     assert not list(ray_dir.rglob("events.out.tfevents*"))

@@ -21,9 +21,9 @@ import yaml
 
 from nas_prune.config.sweep import load_sweep
 from nas_prune.results.study import complete, front_of, hypervolumes, trials_frame
-from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
+from nas_prune.search.backends.optuna_backend import run_sweep
 from nas_prune.search.storage import load_study
-from nas_prune.search.sweep import prepare, record_info
+from nas_prune.search.sweep import claim_study
 
 
 def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Namespace,
@@ -46,9 +46,8 @@ def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Names
 def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
     sw = load_sweep(path)
     if dense is not None:
-        shutil.copytree(dense, sw.out / "dense")
-    prepare(sw)
-    record_info(open_sweep_study(sw, sw.config.trials), sw)
+        shutil.copytree(dense, sw.dense_cache)
+    claim_study(sw, sw.config.trials)
     start = time.perf_counter()
     run_sweep(sw)
     wall = time.perf_counter() - start

@@ -62,12 +62,11 @@ def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tup
     from nas_prune.config.sweep import load_sweep
 
     sw = load_sweep(sweep_file)
-    shutil.copytree(dense_dir, sw.out / "dense")
-    from nas_prune.search.backends.optuna_backend import open_sweep_study, run_sweep
-    from nas_prune.search.sweep import prepare, record_info
+    shutil.copytree(dense_dir, sw.dense_cache)
+    from nas_prune.search.backends.optuna_backend import run_sweep
+    from nas_prune.search.sweep import claim_study
 
-    prepare(sw)
-    record_info(open_sweep_study(sw, sw.config.trials), sw)
+    claim_study(sw, sw.config.trials)
     start = time.perf_counter()
     if ray:
         from nas_prune.search.backends.ray_backend import run_ray

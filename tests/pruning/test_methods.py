@@ -7,13 +7,13 @@ from typing import cast
 
 import pytest
 import torch
-from nas_prune.pruning.methods.l1 import L1Params, L1Pruning
 from torch import nn
 
 from nas_prune.pruning import PruneContext, methods
 from nas_prune.pruning.base import PruningMethod, mask_lowest, n_to_prune
 from nas_prune.pruning.methods.hierarchical import HierarchicalParams, HierarchicalPruning
 from nas_prune.pruning.methods.importance import ImportanceParams, ImportancePruning, neuron_scores
+from nas_prune.pruning.methods.l1 import L1Params, L1Pruning
 from nas_prune.pruning.methods.magnitude import GlobalMagnitudePruning, MagnitudePruning
 from nas_prune.pruning.methods.threshold import ThresholdParams, ThresholdPruning
 from nas_prune.pruning.schedule import cubic_progress

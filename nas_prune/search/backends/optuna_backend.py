@@ -18,14 +18,15 @@ from optuna.trial import FrozenTrial, TrialState
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
 from nas_prune.results.study import METRICS_ATTR
-from nas_prune.search.storage import create_study, is_local, lock_path, n_finished, repair_journal
+from nas_prune.search.generations import GENERATION_ATTR, RETRY_OF, ask_in_generation
+from nas_prune.search.storage import is_local, load_study, lock_path, n_finished
+from nas_prune.search.sweep import population_of
 from nas_prune.trial.early_stop import dominated_count
 
 if TYPE_CHECKING:
     from nas_prune.trial.run import Rungs  # noqa: F401
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-RETRY_OF = "retry_of"
 
 
 class _NSGAII(optuna.samplers.NSGAIISampler):
@@ -75,33 +76,32 @@ _NSGAII._PARENT_CACHE_KEY_PREFIX = (
     optuna.samplers.NSGAIISampler._PARENT_CACHE_KEY_PREFIX)  # noqa: SLF001
 
 
-def make_sampler(name: str, seed: int, trials: int) -> optuna.samplers.BaseSampler:
-    """NSGA-II (default), TPE or random; multi-objective capable, seeded."""
+def make_sampler(name: str, seed: int, population: int) -> optuna.samplers.BaseSampler:
+    """NSGA-II (default), TPE or random for asynchronous sampling; seeded."""
     if name == "nsga2":
-        # a population of about a third of the budget gives NSGA-II a few generations
-        return _NSGAII(population_size=max(4, min(50, trials // 3)), seed=seed)
+        return _NSGAII(population_size=population, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_sweep_study(sweep: Sweep, trials: int, worker: int = 0) -> optuna.Study:
-    """Create or resume the sweep's study.
+def open_sweep_study(sweep: Sweep, worker: int = 0) -> optuna.Study:
+    """Load the sweep's study (created by ``search.sweep.claim_study``) with its sampler.
 
-    The sampler's seed mixes the sweep's seed, the worker index and the trials already in
-    the study: concurrent workers, and a resumed sweep, never replay the same samples.
+    Asynchronous sampling: the sampler's seed mixes the sweep's seed, the worker index and
+    the trials already in the study, so concurrent workers and a resumed sweep never replay
+    the same samples. Generation-synchronous sampling draws in ``search.generations``; the
+    study's own sampler then only sees enqueued (fixed) parameters.
     """
     c = sweep.config
-    study = create_study(sweep.storage, sweep.study, make_sampler(c.sampler, 0, trials))
+    study = load_study(sweep.storage, sweep.study)
+    if c.reproducible:
+        study.sampler = optuna.samplers.RandomSampler(seed=c.sampler_seed)
+        return study
     seed = (c.sampler_seed + 1_000_003 * worker
             + 7_919 * len(study.get_trials(deepcopy=False))) % 2**32
-    study.sampler = make_sampler(c.sampler, seed, trials)
+    study.sampler = make_sampler(c.sampler, seed, population_of(study))
     return study
-
-
-def trial_dir(sweep: Sweep, number: int) -> Path:
-    """Where trial ``number`` writes its policy, config and metrics."""
-    return sweep.out / "trials" / f"{number:05d}"
 
 
 def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
@@ -118,10 +118,10 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
         where: dict[str, Any] = {}
         try:
             cfg = suggest(trial, sweep.space, base)
-            out = trial_dir(sweep, trial.number)
+            out = sweep.trial_dir(trial.number)
             where = {"config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
             trial.set_user_attr(METRICS_ATTR, where)
-            result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out,
+            result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out,
                                rungs=_rungs(sweep, trial))
         except TrialStopped as stop:
             trial.set_user_attr(METRICS_ATTR, {**stop.metrics, **where})
@@ -149,6 +149,12 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
     study = trial.study
 
     schedule = str(trial.params.get("schedule", "fixed"))
+    # a reproducible sweep decides from finished generations only (what they hold is
+    # fixed); an asynchronous one from every trial finished so far
+    mine = trial.user_attrs.get(GENERATION_ATTR)
+
+    def earlier(t: FrozenTrial) -> bool:
+        return mine is None or t.user_attrs.get(GENERATION_ATTR, mine) < mine
 
     def decide(rung: int, point: tuple[float, float]) -> bool:
         # compared within one schedule: a gradual trial is not yet at its final size
@@ -158,7 +164,7 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
         done = study.get_trials(deepcopy=False,
                                 states=(TrialState.COMPLETE, TrialState.PRUNED))
         others = [tuple(t.user_attrs[key]) for t in done if key in t.user_attrs
-                  and t.user_attrs.get("rung_schedule") == schedule]
+                  and t.user_attrs.get("rung_schedule") == schedule and earlier(t)]
         return dominated_count(point, others) >= es.min_dominators  # type: ignore[arg-type]
 
     bound = es.return_upper_bound
@@ -167,7 +173,7 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
         # a finished trial with fewer params already scored the return's upper bound
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return any(t.values is not None and t.values[0] >= bound and t.values[1] < params
-                   for t in done)
+                   and earlier(t) for t in done)
 
     at_size = certainly_dominated if es.size_check and bound is not None else None
     return Rungs(list(es.rungs), decide, es.episodes, at_size)
@@ -189,8 +195,9 @@ def recover_stale(study: optuna.Study) -> list[int]:
     for t in stale:
         storage.set_trial_user_attr(t._trial_id, "fail_reason", "stale: worker died")  # noqa: SLF001
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)  # noqa: SLF001
-        if RETRY_OF not in t.user_attrs:
-            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number})
+        if RETRY_OF not in t.user_attrs:  # a retry stays in its generation
+            keep = {k: t.user_attrs[k] for k in (GENERATION_ATTR,) if k in t.user_attrs}
+            study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number, **keep})
     return [t.number for t in stale]
 
 
@@ -201,11 +208,13 @@ def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int =
     workers never overshoot; failures are told FAIL with their reason and the loop goes on
     (at most ``trials + 2`` failures per worker, so a broken env cannot spin forever).
     """
-    study = open_sweep_study(sweep, trials, worker)
+    study = open_sweep_study(sweep, worker)
+    population = population_of(study)
     run = objective(sweep)
     failures = 0
     while failures <= trials + 2:
-        trial = _ask(study, sweep, trials)
+        trial = (ask_in_generation(study, sweep, trials, population)
+                 if sweep.config.reproducible else _ask(study, sweep, trials))
         if trial is None:
             return
         try:
@@ -255,7 +264,7 @@ def run_workers(sweep: Sweep, trials: int, workers: int,
     for p in procs:
         p.start()
     try:
-        _watch(open_sweep_study(sweep, trials), procs, callbacks or [])
+        _watch(open_sweep_study(sweep), procs, callbacks or [])
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()  # SIGTERM: each worker tells its running trial FAIL, then exits
@@ -269,6 +278,11 @@ def _watch(study: optuna.Study, procs: list[Any], callbacks: list[Callback]) -> 
     seen = {t.number for t in study.get_trials(deepcopy=False, states=done_states)}
     while True:
         alive = any(p.is_alive() for p in procs)
+        if any(p.exitcode not in (0, None) for p in procs):
+            # a dead worker's trial stays RUNNING and would hold the others at the next
+            # generation boundary: stop them too (re-running the command resumes)
+            for p in procs:
+                p.terminate()
         for t in study.get_trials(deepcopy=False, states=done_states):
             if t.number not in seen:
                 seen.add(t.number)
@@ -305,8 +319,7 @@ def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = 
     study ends with exactly ``trials`` finished ones unless failures keep recurring.
     """
     total = trials or sweep.config.trials
-    repair_journal(sweep.storage)
-    study = open_sweep_study(sweep, total)
+    study = open_sweep_study(sweep)
     # Only a local storage's owner knows no other process is running its trials; on a
     # server storage, RUNNING trials may belong to live workers on other machines.
     stale = recover_stale(study) if is_local(sweep.storage) else []

@@ -14,13 +14,14 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from nas_prune.config.space import suggest
-from nas_prune.config.sweep import Sweep
+from nas_prune.config.sweep import OBJECTIVES, Sweep
 from nas_prune.search.backends.optuna_backend import make_sampler
 from nas_prune.search.storage import create_study, open_storage
+from nas_prune.search.sweep import population_of
 
 RAY_ID = "ray_trial_id"
-METRICS = ["return_mean", "params_nonzero"]
-MODES = ["max", "min"]
+METRICS = [name for name, _ in OBJECTIVES]
+MODES = [d[:3] for _, d in OBJECTIVES]  # Tune's "max" / "min"
 
 
 def _require_ray() -> Any:
@@ -58,8 +59,8 @@ def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
     from nas_prune.trial.run import run_trial
 
     cfg = TrialConfig.model_validate_json(config["trial_config"])
-    out = sweep.out / "trials" / f"ray-{tune.get_context().get_trial_id()}"
-    result = run_trial(cfg, cache_dir=sweep.out / "dense", out=out)
+    out = sweep.trial_dir(f"ray-{tune.get_context().get_trial_id()}")
+    result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out)
     import ray
 
     result.metrics["ray_node_id"] = ray.get_runtime_context().get_node_id()
@@ -138,12 +139,12 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
+    study = create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
-    storage_path = str((sweep.out / "ray").resolve())
+    storage_path = str((sweep.study_dir / "ray").resolve())
     name = f"{sweep.study}-ray"
     trainable = tune.with_resources(tune.with_parameters(_trainable, sweep=sweep),
                                     {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -154,7 +155,8 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
     else:
         c = sweep.config
         searcher = OptunaSearch(space=DefineByRun(sweep), metric=METRICS, mode=MODES,
-                                sampler=make_sampler(c.sampler, c.sampler_seed, trials))
+                                sampler=make_sampler(c.sampler, c.sampler_seed,
+                                                     population_of(study)))
         tuner = tune.Tuner(
             trainable,
             # reuse_actors: one worker process runs many trials (no torch import per trial)

@@ -1,0 +1,92 @@
+"""Generation-synchronous (reproducible) against asynchronous sampling, side by side: the
+same sweep with the same workers in both modes, alternating, several repeats. Prints each
+run's wall time of the trials (the shared dense agents are trained once beforehand and
+copied in; no baseline, no report), trials per hour, env steps of the trials, stopped
+trials, and the front (params, return) so that the reproducible runs can be compared.
+
+    python -m tests.benchmarks.bench_reproducible [--sweep sweeps/cartpole_quick.yaml]
+        [--workers 2] [--repeats 3] [--trials N]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nas_prune.config.sweep import load_sweep
+from nas_prune.results.study import complete, front_of, trials_frame
+from nas_prune.search.backends.optuna_backend import run_sweep
+from nas_prune.search.storage import load_study
+from nas_prune.search.sweep import claim_study
+
+
+def _variant(src: Path, tmp: Path, name: str, *, reproducible: bool,
+             args: argparse.Namespace) -> Path:
+    data = yaml.safe_load(src.read_text())
+    data.update(name=name, out=str(tmp / name), workers=args.workers,
+                reproducible=reproducible, reeval={"seeds": 0}, baseline={"enabled": False})
+    if args.trials:
+        data["trials"] = args.trials
+    data["space"] = str((src.parent / data["space"]).resolve())
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _run(path: Path, dense: Path | None) -> tuple[float, int, float, int, str]:
+    sw = load_sweep(path)
+    if dense is not None:
+        shutil.copytree(dense, sw.dense_cache)
+    claim_study(sw, sw.config.trials)
+    start = time.perf_counter()
+    run_sweep(sw)
+    wall = time.perf_counter() - start
+    df = trials_frame(load_study(sw.storage, sw.study))
+    finished = int(df["state"].isin(["COMPLETE", "PRUNED"]).sum())
+    front = front_of(complete(df))
+    points = " ".join(f"{int(p)}:{r:.1f}" for p, r in
+                      zip(front["params_nonzero"], front["return_mean"]))
+    return (wall, finished, float(df["trial_env_steps"].fillna(0).sum()),
+            int((df["state"] == "PRUNED").sum()), points)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sweep", type=Path, default=Path("sweeps/cartpole_quick.yaml"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=0, help="0: the sweep file's")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="nas_prune_rep_"))
+    dense: Path | None = None
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    fronts: dict[bool, set[str]] = {True: set(), False: set()}
+    print(f"{'mode':13s} {'run':>3s} {'wall_s':>7s} {'trials':>6s} {'trials/h':>9s} "
+          f"{'env_steps':>10s} {'stopped':>7s}  front (params:return)")
+    for k in range(args.repeats):
+        for reproducible in (True, False):  # alternating: machine noise hits both
+            name = f"{'sync' if reproducible else 'async'}-{k}"
+            wall, n, steps, stopped, front = _run(
+                _variant(args.sweep, tmp, name, reproducible=reproducible, args=args), dense)
+            dense = dense or load_sweep(tmp / f"{name}.yaml").dense_cache
+            rates[reproducible].append(3600 * n / wall)
+            fronts[reproducible].add(front)
+            mode = "reproducible" if reproducible else "asynchronous"
+            print(f"{mode:13s} {k:3d} {wall:7.1f} {n:6d} {3600 * n / wall:9.0f} "
+                  f"{steps:10,.0f} {stopped:7d}  {front}", flush=True)
+    sync, asyn = np.mean(rates[True]), np.mean(rates[False])
+    print(f"\ntrials per hour, mean ± std over {args.repeats} runs: reproducible "
+          f"{sync:.0f} ± {np.std(rates[True]):.0f}, asynchronous {asyn:.0f} ± "
+          f"{np.std(rates[False]):.0f}; cost of reproducibility {1 - sync / asyn:+.1%}")
+    print(f"distinct fronts: reproducible {len(fronts[True])}, asynchronous "
+          f"{len(fronts[False])} (of {args.repeats} runs each)")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Tests of nas_prune.results, module for module."""

@@ -1,0 +1,1 @@
+"""Tests of nas_prune.search, module for module."""

@@ -1,0 +1,97 @@
+"""A study refuses a changed sweep file (fields named, nothing written) and resumes an
+unchanged one; fields that do not change trials may change freely."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nas_prune.cli import app
+from nas_prune.config.sweep import load_sweep
+from nas_prune.search.fingerprint import changed_fields
+from nas_prune.search.storage import load_study
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("old, new, expected", [
+    ({"a": 1}, {"a": 1}, []),
+    ({"a": 1}, {"a": 2}, ["a: 1 -> 2"]),
+    ({"agent": {"train_steps": 100000, "hyper": {}}},
+     {"agent": {"train_steps": 30000, "hyper": {}}}, ["agent.train_steps: 100000 -> 30000"]),
+    ({"agent": {"hyper": {}}}, {"agent": {"hyper": {"lr": 0.1}}},
+     ["agent.hyper.lr: <unset> -> 0.1"]),
+    ({"seeds": [0]}, {"seeds": [0, 1]}, ["seeds: [0] -> [0, 1]"]),
+    ({"b": 1, "a": {"x": "u"}}, {"b": 2, "a": {"x": "v"}}, ["a.x: u -> v", "b: 1 -> 2"]),
+])
+def test_changed_fields_names_each_differing_leaf(old: Any, new: Any,
+                                                  expected: list[str]) -> None:
+    assert changed_fields(old, new) == expected
+
+
+def _edit(sweep: Path, **changes: Any) -> None:
+    data = yaml.safe_load(sweep.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    sweep.write_text(yaml.safe_dump(data))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.fixture
+def ran(tiny_sweep: Path) -> Path:
+    res = runner.invoke(app, ["sweep", str(tiny_sweep), "--trials", "2", "--no-report"])
+    assert res.exit_code == 0, res.output
+    return tiny_sweep
+
+
+@pytest.mark.parametrize("verb", ["sweep", "worker", "baseline"])
+def test_a_changed_sweep_is_refused_naming_fields_and_writing_nothing(ran: Path,
+                                                                      verb: str) -> None:
+    sw = load_sweep(ran)
+    before = _snapshot(sw.out)
+    _edit(ran, agent__train_steps=512, eval__episodes=5)
+    res = runner.invoke(app, [verb, str(ran)])
+    assert res.exit_code == 2, res.output
+    line = res.output.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert "agent.train_steps: 1024 -> 512" in line and "eval.episodes: 4 -> 5" in line
+    assert "--study" in line and "--out" in line
+    assert _snapshot(sw.out) == before  # journal, trials and folders untouched
+
+
+def test_a_changed_search_space_is_refused(ran: Path) -> None:
+    space = ran.parent / "space.yaml"
+    space.write_text(space.read_text().replace("256", "128"))
+    res = runner.invoke(app, ["sweep", str(ran), "--no-report"])
+    assert res.exit_code == 2
+    assert "space.finetune_steps: 256 -> 128" in res.output
+
+
+def test_the_changed_sweep_runs_as_a_new_study_beside_the_first(ran: Path) -> None:
+    _edit(ran, agent__train_steps=512)
+    res = runner.invoke(app, ["sweep", str(ran), "--study", "shorter", "--trials", "2",
+                              "--no-report"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(ran)
+    assert len(load_study(sw.storage, "tiny").trials) == 2
+    assert len(load_study(sw.storage, "shorter").trials) == 2
+
+
+def test_unchanged_or_free_fields_resume(ran: Path) -> None:
+    # trials, workers, re-evaluation and the report's box change no trial
+    _edit(ran, trials=3, workers=2, reeval__seeds=1, max_return=100, return_floor=1)
+    res = runner.invoke(app, ["sweep", str(ran), "--no-report"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(ran)
+    assert len(load_study(sw.storage, sw.study).trials) == 3
