@@ -14,12 +14,13 @@ from typing import Any, Callable
 import numpy as np
 
 from nas_prune.config.base import load_yaml, parse
-from nas_prune.config.sweep import BACKENDS, SAFE_NAME, Sweep, load_sweep
+from nas_prune.config.sweep import SAFE_NAME, Sweep, load_sweep
 from nas_prune.config.trial import TrialConfig
 from nas_prune.results.pareto import bootstrap_ci, iqm
 from nas_prune.rl.evaluation import evaluate
 from nas_prune.trial.artifacts import load_policy
 from nas_prune.trial.dense_cache import env_spec
+from nas_prune.trial.metrics import TrialMetrics
 from nas_prune.util.files import check_writable
 
 Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
@@ -48,19 +49,19 @@ def trial(path: Path | None, overrides: dict[str, Any], *, out: Path | None,
         cfg_k = cfg.model_copy(update={"seed": cfg.seed + k}) if k else cfg
         where = out if seeds == 1 else out / f"seed-{cfg_k.seed}"
         result = run_trial(cfg_k, cache_dir=cache, out=where)
-        print(json.dumps(result.metrics), flush=True)
+        print(json.dumps(result.metrics.as_dict()), flush=True)
         rows.append(result.metrics)
     if seeds > 1:
         print(json.dumps(seed_summary(rows)))
 
 
-def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def seed_summary(rows: list[TrialMetrics]) -> dict[str, Any]:
     """Mean, IQM and 95% bootstrap interval of the per-seed mean returns."""
-    means = np.array([r["return_mean"] for r in rows])
+    means = np.array([r.return_mean for r in rows], dtype=float)
     lo, hi = bootstrap_ci(means, stat="mean")
-    return {"seeds": [r["seed"] for r in rows], "return_means": means.tolist(),
+    return {"seeds": [r.seed for r in rows], "return_means": means.tolist(),
             "mean": float(means.mean()), "iqm": float(iqm(means)), "ci95": [lo, hi],
-            "params_nonzero": rows[0]["params_nonzero"]}
+            "params_nonzero": rows[0].params_nonzero}
 
 
 def evaluate_dir(directory: Path, *, episodes: int | None, seed: int | None) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
-    from nas_prune.search.backends.optuna_backend import run_sweep
+    from nas_prune.search.backends import RunOptions, backends, check_support
     from nas_prune.search.progress import ProgressLine
     from nas_prune.search.storage import repair_journal
     from nas_prune.search.sweep import claim_study
@@ -110,13 +111,8 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     if workers is not None and workers < 1:
         raise ValueError(f"--workers: must be >= 1, got {workers}")
     chosen = backend or sw.config.backend
-    if chosen not in BACKENDS:
-        raise ValueError(f"--backend: unknown backend {chosen!r}; allowed: {', '.join(BACKENDS)}")
-    if chosen != "optuna" and sw.config.early_stop.requested():
-        raise ValueError("--backend: early_stop runs on the optuna backend only")
-    if chosen != "optuna" and "reproducible" in sw.config.model_fields_set and (
-            sw.config.reproducible):
-        raise ValueError("--backend: reproducible sampling runs on the optuna backend only")
+    check_support(chosen, early_stop=sw.config.early_stop.requested(),
+                  reproducible=sw.config.reproducible_requested(), field_name="--backend")
     total = trials or sw.config.trials
     cut = repair_journal(sw.storage)
     if cut:
@@ -126,23 +122,17 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.study_dir}",
           flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
+    opts = RunOptions(trials=total, workers=workers or sw.config.workers, address=address,
+                      max_concurrent=max_concurrent,
+                      callbacks=[ProgressLine(total, info["ref_params"], _log)], log=_log)
     try:
-        if chosen == "ray":
-            from nas_prune.search.backends.ray_backend import run_ray
-
-            res = run_ray(sw, trials=total, address=address,
-                          max_concurrent=max_concurrent or workers or sw.config.workers)
-            res["recovered"] = []
-            print(f"ray results: {res['ray_results']} ({res['errors']} errored trials)")
-        else:
-            res = run_sweep(sw, trials=total, workers=workers,
-                            callbacks=[ProgressLine(total, info["ref_params"], _log)])
+        recovered = backends.get(chosen).run(sw, opts)
     except KeyboardInterrupt:
         print("interrupted: the running trial is recorded as FAIL; re-run the same command "
               "to resume", flush=True)
         return 130
-    if res["recovered"]:
-        print(f"recovered stale trials {res['recovered']} (marked FAIL, queued for retry)")
+    if recovered:
+        print(f"recovered stale trials {recovered} (marked FAIL, queued for retry)")
     if report:
         if sw.config.baseline.enabled:
             baseline_for(sw)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from optuna.trial import create_trial
 
-from nas_prune.results.study import METRICS_ATTR, trial_attrs, trial_row
+from nas_prune.results.study import trial_row
+from nas_prune.search.record import METRICS_ATTR
+from nas_prune.search.record import read as trial_attrs
 
 METRICS = {"return_mean": 480.0, "params_nonzero": 22, "hidden_pruned": [2, 3]}
 

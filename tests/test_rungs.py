@@ -12,7 +12,7 @@ from nas_prune import TrialConfig, run_trial
 from nas_prune.cli import app
 from nas_prune.config.base import parse
 from nas_prune.config.sweep import load_sweep
-from nas_prune.results.study import trial_attrs
+from nas_prune.search.record import read as trial_attrs
 from nas_prune.search.storage import load_study
 from nas_prune.trial.early_stop import SIZE_CHECK, dominated_count
 from nas_prune.trial.run import Rungs, TrialStopped
@@ -37,16 +37,17 @@ def _cfg() -> TrialConfig:
 
 def test_trial_reports_every_rung_when_not_stopped() -> None:
     seen: list[int] = []
-    m = run_trial(_cfg(), rungs=Rungs([0.25, 0.5], lambda i, p: seen.append(i) or False)).metrics
+    m = run_trial(_cfg(), rungs=Rungs([0.25, 0.5],
+                                      lambda i, p: seen.append(i) or False)).metrics.as_dict()
     assert seen == [0, 1] and len(m["rung_points"]) == 2
     assert m["rung_points"][0][0] == m["params_nonzero"]  # one-shot: already at final size
 
 
 def test_stopped_trial_carries_partial_metrics() -> None:
-    full = run_trial(_cfg()).metrics
+    full = run_trial(_cfg()).metrics.as_dict()
     with pytest.raises(TrialStopped) as err:
         run_trial(_cfg(), rungs=Rungs([0.25], lambda i, p: True))
-    part = err.value.metrics
+    part = err.value.metrics.as_dict()
     assert part["stopped_at_rung"] == 0
     assert part["finetune_env_steps"] < full["finetune_env_steps"]
     assert "return_mean" not in part and part["params_nonzero"] == full["params_nonzero"]
@@ -78,15 +79,16 @@ def test_sweep_with_early_stopping_prunes_dominated_trials(tmp_path: Path) -> No
 
 
 def test_size_check_stops_before_fine_tuning_with_the_final_size() -> None:
-    full = run_trial(_cfg()).metrics
+    full = run_trial(_cfg()).metrics.as_dict()
     seen: list[float] = []
     kept = run_trial(_cfg(), rungs=Rungs([], lambda i, p: False,
-                                         at_size=lambda n: seen.append(n) or False)).metrics
+                                         at_size=lambda n: seen.append(n) or False)
+                     ).metrics.as_dict()
     assert seen == [float(full["params_nonzero"])]  # asked once, with the final size
     assert kept["return_mean"] == full["return_mean"]  # asking changes nothing
     with pytest.raises(TrialStopped) as err:
         run_trial(_cfg(), rungs=Rungs([], lambda i, p: False, at_size=lambda n: True))
-    part = err.value.metrics
+    part = err.value.metrics.as_dict()
     assert part["stopped_at_rung"] == SIZE_CHECK and "final size" in part["stopped_at"]
     assert part["finetune_env_steps"] == 0  # one-shot: stopped before any fine-tuning
     assert part["trial_env_steps"] < full["trial_env_steps"]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from nas_prune.cli import app
 from nas_prune.config.sweep import load_sweep
 from nas_prune.results import pareto
-from nas_prune.results.study import METRICS_ATTR
+from nas_prune.search.record import METRICS_ATTR
 from nas_prune.search.storage import load_study
 from nas_prune.search.sweep import claim_study
 

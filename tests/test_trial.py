@@ -19,21 +19,21 @@ def _cfg(base: dict[str, Any], **pruning: Any) -> TrialConfig:
 
 @pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN], ids=["ppo", "dqn"])
 def test_same_seed_same_weights_and_returns(base: dict[str, Any]) -> None:
-    a = run_trial(_cfg(base)).metrics
-    b = run_trial(_cfg(base)).metrics
+    a = run_trial(_cfg(base)).metrics.as_dict()
+    b = run_trial(_cfg(base)).metrics.as_dict()
     assert a["weights_hash"] == b["weights_hash"]
     assert a["returns"] == b["returns"]
 
 
 def test_different_seed_differs() -> None:
-    a = run_trial(_cfg(TINY_PPO)).metrics
+    a = run_trial(_cfg(TINY_PPO)).metrics.as_dict()
     cfg = _cfg(TINY_PPO).model_copy(update={"seed": 1})
-    b = run_trial(cfg).metrics
+    b = run_trial(cfg).metrics.as_dict()
     assert a["weights_hash"] != b["weights_hash"]
 
 
 def test_metrics_have_the_contract_fields() -> None:
-    m = run_trial(_cfg(TINY_DQN)).metrics
+    m = run_trial(_cfg(TINY_DQN)).metrics.as_dict()
     needed = {"env_id", "agent", "method", "schedule", "layer_sparsity", "params_dense",
               "params", "params_nonzero", "sparsity", "macs", "return_mean", "return_std",
               "return_iqm", "returns", "episodes", "dense_return_mean", "q_mean", "env_steps",
@@ -47,9 +47,9 @@ def test_metrics_have_the_contract_fields() -> None:
 def test_structured_trial_shrinks_the_policy() -> None:
     r = run_trial(_cfg(TINY_PPO, sparsity=0.5))
     assert r.policy.hidden == [8, 8]
-    assert r.metrics["params"] == r.metrics["params_nonzero"] < r.metrics["params_dense"]
+    assert r.metrics.params == r.metrics.params_nonzero < r.metrics.params_dense
     # 4 -> 8 -> 8 -> 2 with biases
-    assert r.metrics["params"] == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
+    assert r.metrics.params == 4 * 8 + 8 + 8 * 8 + 8 + 8 * 2 + 2
 
 
 @pytest.mark.parametrize("schedule", ["gradual", "iterative"])
@@ -63,15 +63,15 @@ def test_schedules_keep_pruned_weights_zero(schedule: str, mode: str) -> None:
         assert mask is not None
         assert (layer.weight[mask == 0] == 0).all()
     if schedule == "gradual":
-        assert r.metrics["layer_sparsity"] == pytest.approx([0.6] * 3, abs=0.01)
+        assert r.metrics.layer_sparsity == pytest.approx([0.6] * 3, abs=0.01)
     else:  # iterative may stop early, never beyond the plan
         # per layer, round(s * n) / n may exceed s by rounding
-        assert all(s <= 0.6 + 0.01 for s in r.metrics["layer_sparsity"])
+        assert all(s <= 0.6 + 0.01 for s in r.metrics.layer_sparsity)
 
 
 def test_l1_method_runs_with_penalty() -> None:
     cfg = _cfg(TINY_DQN, method="l1", sparsity=0.7, method_params={"l1_coef": 1e-3})
-    m = run_trial(cfg).metrics
+    m = run_trial(cfg).metrics.as_dict()
     numels = [4 * 16, 16 * 16, 16 * 2]  # weights of 4 -> 16 -> 16 -> 2
     assert m["layer_sparsity"] == pytest.approx([round(0.7 * n) / n for n in numels])
 
@@ -79,8 +79,8 @@ def test_l1_method_runs_with_penalty() -> None:
 def test_snapshot_keeping_runs_on_selection_seeds() -> None:
     data = copy.deepcopy(TINY_PPO)
     data["agent"]["snapshot"] = {"every_steps": 256, "episodes": 3}
-    a = run_trial(parse(TrialConfig, data)).metrics
-    b = run_trial(parse(TrialConfig, data)).metrics
+    a = run_trial(parse(TrialConfig, data)).metrics.as_dict()
+    b = run_trial(parse(TrialConfig, data)).metrics.as_dict()
     assert a["returns"] == b["returns"]
 
 

@@ -16,7 +16,6 @@ from nas_prune.pruning import methods
 from nas_prune.pruning.counting import count_dense
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-BACKENDS = ("optuna", "ray")
 # (metric, direction) of the study's objectives, in order
 OBJECTIVES: tuple[tuple[str, str], ...] = (("return_mean", "maximize"),
                                            ("params_nonzero", "minimize"))
@@ -118,7 +117,7 @@ class SweepConfig(Strict):
     reproducible: bool = True
     storage: str | None = None
     study: str | None = None
-    backend: Literal["optuna", "ray"] = "optuna"
+    backend: str = "optuna"  # a name in nas_prune.search.backends
     out: str | None = None
     workers: int = Field(default=1, ge=1)
     threads: int = Field(default=1, ge=1)
@@ -131,15 +130,15 @@ class SweepConfig(Strict):
 
     @model_validator(mode="after")
     def _early_stop_backend(self) -> SweepConfig:
-        if self.early_stop.requested() and self.backend != "optuna":
-            raise ValueError("early_stop.enabled: multi-objective early stopping runs on the "
-                             "optuna backend only; allowed backends: optuna")
-        if self.reproducible and "reproducible" in self.model_fields_set and (
-                self.backend != "optuna"):
-            raise ValueError("reproducible: generation-synchronous sampling runs on the "
-                             "optuna backend only (Ray Tune samples asynchronously); "
-                             "allowed backends: optuna")
+        from nas_prune.search.backends import check_support
+
+        check_support(self.backend, early_stop=self.early_stop.requested(),
+                      reproducible=self.reproducible_requested())
         return self
+
+    def reproducible_requested(self) -> bool:
+        """Asked for in the sweep file (not just by default): other backends refuse it."""
+        return self.reproducible and "reproducible" in self.model_fields_set
 
     @field_validator("name", "study")
     @classmethod
@@ -184,6 +183,11 @@ class Sweep:
         data["space"] = self.space.model_dump(mode="json")
         data["objectives"] = [f"{name}:{d}" for name, d in OBJECTIVES]
         return data
+
+    def seed_for(self, index: int) -> int:
+        """The training seed of the sweep's ``index``-th trial: the seeds rotate by trial
+        number (a sampled seed would let the search favour lucky ones)."""
+        return self.config.seeds[index % len(self.config.seeds)]
 
     def base(self) -> dict[str, Any]:
         """The fixed part of every trial config (the space fills in the rest)."""

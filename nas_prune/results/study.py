@@ -12,30 +12,18 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune.results import pareto
+from nas_prune.search.record import read as read_record
 
 SWEEP_ATTR = "sweep"  # study user attr: what the report needs without the sweep file
-METRICS_ATTR = "metrics"  # trial user attr: every metric of run_trial, one storage write
 BASELINE_SUFFIX = ".baseline"
 CORE_COLUMNS = ["number", "state", "params_nonzero", "params_dense", "return_mean",
                 "dense_return_mean", "hidden", "seed", "fail_reason"]
 
 
-def trial_attrs(t: FrozenTrial) -> dict[str, Any]:
-    """A trial's user attributes with its metrics dict (``METRICS_ATTR``) flattened in.
-
-    The Optuna backend stores a trial's metrics as one attribute: one storage write, where
-    one write per metric cost ~0.8 ms each on a journal file (~45 per trial). Studies that
-    hold one attribute per metric (the Ray recorder, the baseline, older sweeps) read the same.
-    """
-    attrs = dict(t.user_attrs.get(METRICS_ATTR, {}))
-    attrs.update((k, v) for k, v in t.user_attrs.items() if k != METRICS_ATTR)
-    return attrs
-
-
 def trial_row(t: FrozenTrial) -> dict[str, Any]:
     """One flat row per trial: state, scalar metrics, lists as text, config as JSON."""
     row: dict[str, Any] = {"number": t.number, "state": t.state.name}
-    for key, value in trial_attrs(t).items():
+    for key, value in read_record(t).items():
         if key in ("returns", "iterative_log"):
             continue
         if key == "config":

@@ -6,13 +6,14 @@ from typing import Any, Callable
 
 import optuna
 from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
+from optuna.trial import TrialState
 
 from nas_prune.config.base import parse
 from nas_prune.config.space import Choice, Range, hidden_choices
 from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig
 from nas_prune.results.study import BASELINE_SUFFIX
+from nas_prune.search import record
 from nas_prune.search.storage import create_study
 
 
@@ -58,20 +59,21 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
         if round(s, 6) in done:
             continue
         out = sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"
+        where: dict[str, Any] = {
+            "params": {"sparsity": s}, "distributions": {"sparsity": FloatDistribution(0.0, 1.0)}}
         try:
             result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out)
         except (ValueError, FloatingPointError, RuntimeError) as exc:  # recorded, go on
-            study.add_trial(create_trial(
-                state=TrialState.FAIL, params={"sparsity": s},
-                distributions={"sparsity": FloatDistribution(0.0, 1.0)},
-                user_attrs={"fail_reason": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+            record.add_finished(
+                study, state=TrialState.FAIL, config=cfg, out_dir=str(out.resolve()),
+                attrs={record.FAIL_REASON: f"{type(exc).__name__}: {str(exc)[:300]}"},
+                **where)
             log(f"baseline sparsity={s:.3f}: FAIL ({exc})")
             continue
         m = result.metrics
-        attrs = {**m, "config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
-        study.add_trial(create_trial(
-            params={"sparsity": s}, distributions={"sparsity": FloatDistribution(0.0, 1.0)},
-            values=[m["return_mean"], float(m["params_nonzero"])], user_attrs=attrs))
-        log(f"baseline sparsity={s:.3f}: params_nonzero={m['params_nonzero']} "
-            f"return={m['return_mean']:.1f} ({m['wall_s']:.1f}s)")
+        record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
+                            out_dir=str(out.resolve()), metrics=m,
+                            values=record.objective_values(m), **where)
+        log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
+            f"return={m.return_mean:.1f} ({m.wall_s:.1f}s)")
     return study

@@ -7,12 +7,8 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial
 
-from nas_prune.results.study import (
-    complete,
-    front_of,
-    trial_attrs,
-    trials_frame,
-)
+from nas_prune.results.study import complete, front_of, trials_frame
+from nas_prune.search import record
 from nas_prune.search.storage import count_states
 
 BUDGETS = (0.01, 0.05, 0.10)  # fractions of the reference parameters shown in progress
@@ -48,7 +44,7 @@ class ProgressLine:
         if trial.values:
             what = f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
         elif trial.state.name == "PRUNED":
-            attrs = trial_attrs(trial)
+            attrs = record.read(trial)
             ret = attrs.get("rung_return")
             what = (f"stopped at {attrs.get('stopped_at', 'a rung')} "
                     f"(params={attrs.get('params_nonzero')}"

@@ -28,6 +28,7 @@ from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
+from nas_prune.trial.metrics import TrialMetrics
 
 STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
 
@@ -37,7 +38,7 @@ class TrialResult:
     """The outcome of one trial: its config, every metric, and the deployable policy."""
 
     config: TrialConfig
-    metrics: dict[str, Any]
+    metrics: TrialMetrics
     policy: MLP
     head: Head
 
@@ -94,25 +95,27 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
     params_dense = count_dense(teacher.sizes)
-    base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
-            "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
-            "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
-            "params_dense": params_dense, "dense_return_mean": dense_eval.mean,
-            "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
-            "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
-            "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
+    base: dict[str, Any] = {
+        "env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
+        "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
+        "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
+        "params_dense": params_dense, "dense_return_mean": dense_eval.mean,
+        "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
+        "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
+        "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
     try:
         run_schedule(agent, run)
     except EarlyStop as stop:
         partial = _partial(stop, agent, dense.env_steps, start)
         partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
         partial["trial_env_steps"] = env_steps_taken() - steps_at_start
-        raise TrialStopped(stop, {**base, **partial}) from None
+        raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=eval_seed)
-    metrics = {**base, **_final_metrics(policy, final, params_dense),
+    metrics = TrialMetrics(**{
+               **base, **_final_metrics(policy, final, params_dense),
                "layer_sparsity": achieved, "iterative_log": run.log,
                "rung_points": monitor.points if monitor else [],
                "rung_env_steps": monitor.eval_steps if monitor else 0,
@@ -121,11 +124,10 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
                "finetune_env_steps": agent.env_steps,
                "trial_env_steps": env_steps_taken() - steps_at_start,
                "env_steps": dense.env_steps + agent.env_steps,
-               "wall_s": time.perf_counter() - start}
-    result = TrialResult(cfg, metrics, policy, agent.head)
+               "wall_s": time.perf_counter() - start})
     if out is not None:
-        write_trial(out, result)
-    return result
+        metrics = write_trial(out, cfg, policy, agent.head, metrics)
+    return TrialResult(cfg, metrics, policy, agent.head)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def _size_check(rungs: Rungs | None) -> Callable[[MLP], None] | None:
 class TrialStopped(Exception):
     """A trial stopped early at a rung; ``metrics`` holds what it measured so far."""
 
-    def __init__(self, stop: EarlyStop, metrics: dict[str, Any]) -> None:
+    def __init__(self, stop: EarlyStop, metrics: TrialMetrics) -> None:
         super().__init__(str(stop))
         self.metrics = metrics
 
@@ -209,10 +211,16 @@ def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
     return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
 
 
-def write_trial(out: Path, result: TrialResult) -> None:
-    """Write metrics.json, policy.safetensors + policy.json and the resolved config.yaml."""
+def write_trial(out: Path, cfg: TrialConfig, policy: MLP, head: Head,
+                metrics: TrialMetrics) -> TrialMetrics:
+    """Write policy.safetensors + policy.json, the resolved config.yaml and metrics.json.
+
+    Returns:
+        ``metrics`` with the saved policy's SHA-256 (``policy_sha256``).
+    """
     out.mkdir(parents=True, exist_ok=True)
-    digest = save_policy(out, result.policy, result.head)
-    result.metrics["policy_sha256"] = digest
-    (out / "config.yaml").write_text(dump_yaml(result.config))
-    (out / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    metrics = metrics.model_copy(update={"policy_sha256": save_policy(out, policy, head)})
+    metrics.model_fields_set.add("policy_sha256")
+    (out / "config.yaml").write_text(dump_yaml(cfg))
+    (out / "metrics.json").write_text(json.dumps(metrics.as_dict(), indent=2))
+    return metrics

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from nas_prune.results.study import trial_attrs
+from nas_prune.search.record import read as trial_attrs
 from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 from tests.envs import SLOW_ENV

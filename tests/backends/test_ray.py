@@ -13,6 +13,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
+from nas_prune.search import record
 from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 from tests.envs import SLOW_ENV
@@ -72,7 +73,7 @@ def test_ray_sweep_across_two_nodes(cluster: str, tmp_path: Path) -> None:
     assert len(complete) == 4
     assert len({t.user_attrs["ray_trial_id"] for t in complete}) == 4
     # one CPU per node and two trials at once: the trials ran on both nodes of the cluster
-    assert len({t.user_attrs["ray_node_id"] for t in complete}) == 2
+    assert len({record.read(t)["ray_node_id"] for t in complete}) == 2
     trials = pd.read_csv(tmp_path / "out" / "raytiny" / "report" / "trials.csv")
     assert len(trials) == 4
     stored = {t.number: t.values for t in study.trials}

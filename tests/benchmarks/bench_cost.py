@@ -16,7 +16,7 @@ import json, resource, sys, time
 from nas_prune import TrialConfig, run_trial
 cfg = TrialConfig.model_validate(json.loads(sys.argv[1]))
 start = time.perf_counter()
-m = run_trial(cfg).metrics
+m = run_trial(cfg).metrics.as_dict()
 print(json.dumps({"wall_s": time.perf_counter() - start, "dense_wall_s": m["dense_wall_s"],
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "return": m["return_mean"], "params_dense": m["params_dense"]}))

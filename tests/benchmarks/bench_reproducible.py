@@ -1,8 +1,9 @@
 """Generation-synchronous (reproducible) against asynchronous sampling, side by side: the
 same sweep with the same workers in both modes, alternating, several repeats. Prints each
-run's wall time of the trials (the shared dense agents are trained once beforehand and
-copied in; no baseline, no report), trials per hour, env steps of the trials, stopped
-trials, and the front (params, return) so that the reproducible runs can be compared.
+run's wall time of the trials (the shared dense agents are trained once, by a warm-up
+sweep, and copied in; no baseline, no report), trials per hour, env steps of the trials,
+stopped trials, and the front (params, return) so that the reproducible runs can be
+compared.
 
     python -m tests.benchmarks.bench_reproducible [--sweep sweeps/cartpole_quick.yaml]
         [--workers 2] [--repeats 3] [--trials N]
@@ -38,7 +39,7 @@ def _variant(src: Path, tmp: Path, name: str, *, reproducible: bool,
     return path
 
 
-def _run(path: Path, dense: Path | None) -> tuple[float, int, float, int, str]:
+def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float, int, str]:
     sw = load_sweep(path)
     if dense is not None:
         shutil.copytree(dense, sw.dense_cache)
@@ -46,12 +47,16 @@ def _run(path: Path, dense: Path | None) -> tuple[float, int, float, int, str]:
     start = time.perf_counter()
     run_sweep(sw)
     wall = time.perf_counter() - start
-    df = trials_frame(load_study(sw.storage, sw.study))
+    study = load_study(sw.storage, sw.study)
+    # the trials' own span: first start to last finish (worker start-up excluded)
+    span = (max(t.datetime_complete for t in study.trials if t.datetime_complete)
+            - min(t.datetime_start for t in study.trials if t.datetime_start)).total_seconds()
+    df = trials_frame(study)
     finished = int(df["state"].isin(["COMPLETE", "PRUNED"]).sum())
     front = front_of(complete(df))
     points = " ".join(f"{int(p)}:{r:.1f}" for p, r in
                       zip(front["params_nonzero"], front["return_mean"]))
-    return (wall, finished, float(df["trial_env_steps"].fillna(0).sum()),
+    return (wall, span, finished, float(df["trial_env_steps"].fillna(0).sum()),
             int((df["state"] == "PRUNED").sum()), points)
 
 
@@ -63,26 +68,31 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=0, help="0: the sweep file's")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="nas_prune_rep_"))
-    dense: Path | None = None
-    rates: dict[bool, list[float]] = {True: [], False: []}
+    _run(_variant(args.sweep, tmp, "warmup", reproducible=True, args=args), None)
+    dense = load_sweep(tmp / "warmup.yaml").dense_cache  # trained once, here
+    rates: dict[bool, list[float]] = {True: [], False: []}  # by the sweep's wall time
+    spans: dict[bool, list[float]] = {True: [], False: []}  # by the trials' own span
     fronts: dict[bool, set[str]] = {True: set(), False: set()}
-    print(f"{'mode':13s} {'run':>3s} {'wall_s':>7s} {'trials':>6s} {'trials/h':>9s} "
-          f"{'env_steps':>10s} {'stopped':>7s}  front (params:return)")
+    print(f"{'mode':13s} {'run':>3s} {'wall_s':>7s} {'span_s':>7s} {'trials':>6s} "
+          f"{'trials/h':>9s} {'env_steps':>10s} {'stopped':>7s}  front (params:return)")
     for k in range(args.repeats):
         for reproducible in (True, False):  # alternating: machine noise hits both
             name = f"{'sync' if reproducible else 'async'}-{k}"
-            wall, n, steps, stopped, front = _run(
+            wall, span, n, steps, stopped, front = _run(
                 _variant(args.sweep, tmp, name, reproducible=reproducible, args=args), dense)
-            dense = dense or load_sweep(tmp / f"{name}.yaml").dense_cache
             rates[reproducible].append(3600 * n / wall)
+            spans[reproducible].append(3600 * n / span)
             fronts[reproducible].add(front)
             mode = "reproducible" if reproducible else "asynchronous"
-            print(f"{mode:13s} {k:3d} {wall:7.1f} {n:6d} {3600 * n / wall:9.0f} "
+            print(f"{mode:13s} {k:3d} {wall:7.1f} {span:7.1f} {n:6d} {3600 * n / wall:9.0f} "
                   f"{steps:10,.0f} {stopped:7d}  {front}", flush=True)
     sync, asyn = np.mean(rates[True]), np.mean(rates[False])
     print(f"\ntrials per hour, mean ± std over {args.repeats} runs: reproducible "
           f"{sync:.0f} ± {np.std(rates[True]):.0f}, asynchronous {asyn:.0f} ± "
           f"{np.std(rates[False]):.0f}; cost of reproducibility {1 - sync / asyn:+.1%}")
+    s_sync, s_asyn = np.mean(spans[True]), np.mean(spans[False])
+    print(f"trials per hour over the trials' own span: reproducible {s_sync:.0f}, "
+          f"asynchronous {s_asyn:.0f}; cost {1 - s_sync / s_asyn:+.1%}")
     print(f"distinct fronts: reproducible {len(fronts[True])}, asynchronous "
           f"{len(fronts[False])} (of {args.repeats} runs each)")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -52,7 +52,7 @@ def _direct(sweep_file: Path, trials: int, dense_dir: Path) -> float:
     for _ in range(trials):
         t = study.ask()
         cfg = suggest(t, sw.space, sw.base())
-        m = run_trial(cfg, cache_dir=dense_dir).metrics
+        m = run_trial(cfg, cache_dir=dense_dir).metrics.as_dict()
         study.tell(t, [m["return_mean"], m["params_nonzero"]])
     return time.perf_counter() - start
 
@@ -75,7 +75,8 @@ def _sweep(sweep_file: Path, dense_dir: Path, *, workers: int, ray: bool) -> tup
     else:
         run_sweep(sw, workers=workers)
     wall = time.perf_counter() - start
-    from nas_prune.results.study import trial_attrs, trials_frame
+    from nas_prune.results.study import trials_frame
+    from nas_prune.search.record import read as trial_attrs
     from nas_prune.search.storage import load_study
 
     study = load_study(sw.storage, sw.study)

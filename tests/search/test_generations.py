@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from nas_prune.cli import app
 from nas_prune.config.sweep import load_sweep
-from nas_prune.results.study import trial_attrs
 from nas_prune.search.generations import GENERATION_ATTR, population_size, sample_generation
+from nas_prune.search.record import read as trial_attrs
 from nas_prune.search.storage import load_study
 
 runner = CliRunner()

@@ -17,8 +17,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
-from nas_prune.results.study import METRICS_ATTR
+from nas_prune.search import record
+from nas_prune.search.backends import Backend, Callback, RunOptions, backends
 from nas_prune.search.generations import GENERATION_ATTR, RETRY_OF, ask_in_generation
+from nas_prune.search.record import objective_values
 from nas_prune.search.storage import is_local, load_study, lock_path, n_finished
 from nas_prune.search.sweep import population_of
 from nas_prune.trial.early_stop import dominated_count
@@ -26,7 +28,6 @@ from nas_prune.trial.early_stop import dominated_count
 if TYPE_CHECKING:
     from nas_prune.trial.run import Rungs  # noqa: F401
 
-Callback = Callable[[optuna.Study, FrozenTrial], None]
 
 
 class _NSGAII(optuna.samplers.NSGAIISampler):
@@ -104,36 +105,31 @@ def open_sweep_study(sweep: Sweep, worker: int = 0) -> optuna.Study:
     return study
 
 
-def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, float]]:
+def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, ...]]:
     """The Optuna objective: (return_mean up, params_nonzero down); metrics as user attrs."""
     from nas_prune.trial.run import TrialStopped, run_trial
 
-    def run(trial: optuna.Trial) -> tuple[float, float]:
-        base = sweep.base()
-        seeds = sweep.config.seeds
-        # seeds rotate by trial number; a sampled seed would let the search favour lucky ones
-        base["seed"] = seeds[trial.number % len(seeds)]
-        # config and out_dir ride in the metrics attr (one journal write, ~0.9 ms each):
-        # written before the run (a failed trial keeps them), rewritten with the metrics
-        where: dict[str, Any] = {}
+    def run(trial: optuna.Trial) -> tuple[float, ...]:
+        base = {**sweep.base(), "seed": sweep.seed_for(trial.number)}
+        out = sweep.trial_dir(trial.number)
+        cfg = None
         try:
             cfg = suggest(trial, sweep.space, base)
-            out = sweep.trial_dir(trial.number)
-            where = {"config": cfg.model_dump(mode="json"), "out_dir": str(out.resolve())}
-            trial.set_user_attr(METRICS_ATTR, where)
+            # written before the run, so a failed trial keeps its config and folder
+            record.write_running(trial, cfg, str(out.resolve()))
             result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out,
                                rungs=_rungs(sweep, trial))
         except TrialStopped as stop:
-            trial.set_user_attr(METRICS_ATTR, {**stop.metrics, **where})
+            record.write_running(trial, cfg, str(out.resolve()), stop.metrics)
             raise optuna.TrialPruned(str(stop)) from None
         except BaseException as exc:
-            trial.set_user_attr("fail_reason", _reason(exc))
+            trial.set_user_attr(record.FAIL_REASON, _reason(exc))
             raise
         # one write (the rung points were written by decide() as they were reached)
-        trial.set_user_attr(METRICS_ATTR, {**result.metrics, **where})
-        values = result.metrics["return_mean"], float(result.metrics["params_nonzero"])
+        record.write_running(trial, cfg, str(out.resolve()), result.metrics)
+        values = tuple(objective_values(result.metrics))
         if not all(math.isfinite(v) for v in values):
-            trial.set_user_attr("fail_reason", f"non-finite objectives {values}")
+            trial.set_user_attr(record.FAIL_REASON, f"non-finite objectives {values}")
             raise FloatingPointError(f"non-finite objectives {values}")
         return values
 
@@ -201,14 +197,15 @@ def recover_stale(study: optuna.Study) -> list[int]:
     return [t.number for t in stale]
 
 
-def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int = 0) -> None:
+def optimize(sweep: Sweep, trials: int, callbacks: list[Callback], worker: int = 0, *,
+             study: optuna.Study | None = None) -> None:
     """Ask/tell loop in this process until the study holds ``trials`` finished trials.
 
     A worker stops asking once finished + running trials reach the total, so concurrent
     workers never overshoot; failures are told FAIL with their reason and the loop goes on
     (at most ``trials + 2`` failures per worker, so a broken env cannot spin forever).
     """
-    study = open_sweep_study(sweep, worker)
+    study = study or open_sweep_study(sweep, worker)
     population = population_of(study)
     run = objective(sweep)
     failures = 0
@@ -252,19 +249,19 @@ def _ask(study: optuna.Study, sweep: Sweep, total: int) -> optuna.Trial | None:
     return trial
 
 
-def run_workers(sweep: Sweep, trials: int, workers: int,
+def run_workers(sweep: Sweep, study: optuna.Study, trials: int, workers: int,
                 callbacks: list[Callback] | None = None) -> None:
     """Run the sweep with ``workers`` local processes sharing the study's storage; this
-    process reports progress by watching the storage."""
+    process reports progress by watching the storage (one worker: runs in this process)."""
     if workers == 1:
-        optimize(sweep, trials, callbacks or [])
+        optimize(sweep, trials, callbacks or [], study=study)
         return
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(sweep, trials, i)) for i in range(workers)]
     for p in procs:
         p.start()
     try:
-        _watch(open_sweep_study(sweep), procs, callbacks or [])
+        _watch(study, procs, callbacks or [])
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()  # SIGTERM: each worker tells its running trial FAIL, then exits
@@ -325,8 +322,16 @@ def run_sweep(sweep: Sweep, *, trials: int | None = None, workers: int | None = 
     stale = recover_stale(study) if is_local(sweep.storage) else []
     for _ in range(3):
         before = n_finished(study)
-        run_workers(sweep, total, workers or sweep.config.workers, callbacks)
+        run_workers(sweep, study, total, workers or sweep.config.workers, callbacks)
         after = n_finished(study)
         if after >= total or after == before:
             break
     return {"study": sweep.study, "storage": sweep.storage, "recovered": stale}
+
+
+def _run(sweep: Sweep, opts: RunOptions) -> list[int]:
+    res = run_sweep(sweep, trials=opts.trials, workers=opts.workers, callbacks=opts.callbacks)
+    return list(res["recovered"])
+
+
+backends.register("optuna")(Backend(run=_run, early_stop=True, reproducible=True))

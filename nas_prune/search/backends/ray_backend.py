@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState, create_trial
+from optuna.trial import TrialState
 
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import OBJECTIVES, Sweep
+from nas_prune.config.trial import TrialConfig
+from nas_prune.search import record
+from nas_prune.search.backends import Backend, RunOptions, backends
 from nas_prune.search.backends.optuna_backend import make_sampler
+from nas_prune.search.record import objective_values
 from nas_prune.search.storage import create_study, open_storage
 from nas_prune.search.sweep import population_of
+from nas_prune.trial.metrics import TrialMetrics
 
 RAY_ID = "ray_trial_id"
 METRICS = [name for name, _ in OBJECTIVES]
@@ -42,9 +47,7 @@ class DefineByRun:
         self.drawn = 0  # seeds rotate by draw order (saved with the searcher's state)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        base = self.sweep.base()
-        seeds = self.sweep.config.seeds
-        base["seed"] = seeds[self.drawn % len(seeds)]
+        base = {**self.sweep.base(), "seed": self.sweep.seed_for(self.drawn)}
         self.drawn += 1
         cfg = suggest(trial, self.sweep.space, base)
         return {"trial_config": json.dumps(cfg.model_dump(mode="json"))}
@@ -55,7 +58,6 @@ def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
     started_at = time.time()
     from ray import tune
 
-    from nas_prune.config.trial import TrialConfig
     from nas_prune.trial.run import run_trial
 
     cfg = TrialConfig.model_validate_json(config["trial_config"])
@@ -63,13 +65,15 @@ def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
     result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out)
     import ray
 
-    result.metrics["ray_node_id"] = ray.get_runtime_context().get_node_id()
     # wall-clock times on the node: the gap from one trial's report to the next trial's
     # start on the same worker is Ray's per-trial overhead (tests/benchmarks/bench_scaling)
-    result.metrics.update(ray_started_at=started_at, ray_reported_at=time.time())
-    metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, (list, dict))}
-    metrics.update(out_dir=str(out.resolve()), metrics_json=json.dumps(result.metrics))
-    tune.report(metrics)
+    metrics = result.metrics.model_copy(update={
+        "ray_node_id": ray.get_runtime_context().get_node_id(),
+        "ray_started_at": started_at, "ray_reported_at": time.time()})
+    metrics.model_fields_set.update({"ray_node_id", "ray_started_at", "ray_reported_at"})
+    scalars = {k: v for k, v in metrics.as_dict().items() if not isinstance(v, (list, dict))}
+    tune.report({**scalars, "out_dir": str(out.resolve()),
+                 "metrics_json": metrics.model_dump_json(exclude_unset=True)})
 
 
 class _Recorder:
@@ -97,18 +101,19 @@ class _Recorder:
         if trial.trial_id in done:
             return
         attrs: dict[str, Any] = {RAY_ID: trial.trial_id}
-        config = json.loads(trial.config.get("trial_config", "{}"))
-        attrs["config"] = config
+        drawn = trial.config.get("trial_config")
+        config = TrialConfig.model_validate_json(drawn) if drawn else None
         res = trial.last_result or {}
         if failed or "metrics_json" not in res:
-            attrs["fail_reason"] = str(getattr(trial, "error_msg", "") or "ray trial failed")[:300]
-            study.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
-            done.add(trial.trial_id)
-            return
-        metrics = json.loads(res["metrics_json"])
-        attrs.update(metrics, out_dir=res["out_dir"])
-        values = [float(metrics["return_mean"]), float(metrics["params_nonzero"])]
-        study.add_trial(create_trial(values=values, user_attrs=attrs))
+            attrs[record.FAIL_REASON] = str(getattr(trial, "error_msg", "")
+                                            or "ray trial failed")[:300]
+            record.add_finished(study, state=TrialState.FAIL, config=config, out_dir=None,
+                                attrs=attrs)
+        else:
+            metrics = TrialMetrics.model_validate_json(res["metrics_json"])
+            record.add_finished(study, state=TrialState.COMPLETE, config=config,
+                                out_dir=res["out_dir"], metrics=metrics,
+                                values=objective_values(metrics), attrs=attrs)
         done.add(trial.trial_id)
 
 
@@ -187,3 +192,13 @@ def _env_default(key: str, value: str) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(key, None)
+
+
+def _run(sweep: Sweep, opts: RunOptions) -> list[int]:
+    res = run_ray(sweep, trials=opts.trials, address=opts.address,
+                  max_concurrent=opts.max_concurrent or opts.workers)
+    opts.log(f"ray results: {res['ray_results']} ({res['errors']} errored trials)")
+    return []
+
+
+backends.register("ray")(Backend(run=_run, early_stop=False, reproducible=False))

@@ -1,0 +1,1 @@
+"""Tests of nas_prune.trial, module for module."""
