@@ -86,13 +86,14 @@ def _masked_weights_are_zero(net: MLP) -> bool:
 def test_distillation_makes_the_student_agree_with_the_teacher(base: dict[str, Any]) -> None:
     agent, teacher = _agent(base), _heuristic_teacher()
     agree0, kl0 = _agreement(agent.policy, teacher), _kl(agent.policy, teacher)
-    distill(agent, teacher, DISTILL, 1024, penalty=None, progress=None, seed=0)
+    distill(agent, teacher, DISTILL, 2048, penalty=None, progress=None, seed=0)
     agree1, kl1 = _agreement(agent.policy, teacher), _kl(agent.policy, teacher)
     agent.close()
+    # measured here: agreement 0.34 -> 0.94 (ppo), 0.43 -> 0.97 (dqn); KL down 10x or more
     assert agree0 < 0.65  # a fresh student mostly disagrees
     assert agree1 >= 0.85
     assert agree1 > agree0 + 0.2
-    assert kl1 < 0.7 * kl0
+    assert kl1 < 0.5 * kl0
 
 
 @pytest.mark.parametrize("base", AGENTS)
@@ -101,16 +102,17 @@ def test_distillation_keeps_masked_weights_zero(base: dict[str, Any]) -> None:
     _random_masks(agent.policy, keep=0.5, seed=0)
     before = [layer.weight.detach().clone() for layer in agent.policy.linears()]
     kl0, agree0 = _kl(agent.policy, teacher), _agreement(agent.policy, teacher)
-    distill(agent, teacher, DISTILL, 2048, penalty=None, progress=None, seed=0)
+    distill(agent, teacher, DISTILL, 3072, penalty=None, progress=None, seed=0)
     agent.close()
     assert _masked_weights_are_zero(agent.policy)
     for layer, old, mask in zip(agent.policy.linears(), before, agent.policy.weight_masks):
         assert mask is not None
         kept = mask == 1
         assert not torch.equal(layer.weight[kept], old[kept])  # the kept weights did learn
-    # the masked student still learns (slower than a dense one: 2,048 steps, not 1,024)
-    assert _kl(agent.policy, teacher) < 0.6 * kl0
-    assert _agreement(agent.policy, teacher) > agree0 + 0.2
+    # the masked student still learns, slower than a dense one (measured here: agreement
+    # 0.43 -> 0.94 / 0.95, KL down 5x / 8x for ppo / dqn)
+    assert _kl(agent.policy, teacher) < 0.5 * kl0
+    assert _agreement(agent.policy, teacher) > agree0 + 0.3
 
 
 @pytest.mark.parametrize("base", AGENTS)
