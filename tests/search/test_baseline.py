@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 from nas_prune.config.base import parse
 from nas_prune.config.sweep import load_sweep
 from nas_prune.config.trial import TrialConfig
-from nas_prune.search.baseline import baseline_configs, baseline_study, run_baseline
+from nas_prune.results.study import trial_attrs
+from nas_prune.search.baseline import baseline_configs, run_baseline
 from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 
@@ -87,13 +88,6 @@ def test_baseline_method_and_schedule_from_the_sweep(tmp_path: Path) -> None:
             for c in cfgs} == {("magnitude", "oneshot", "distill")}
 
 
-def test_baseline_study_sits_beside_the_sweeps(tmp_path: Path) -> None:
-    sweep = _sweep(tmp_path)
-    study = baseline_study(sweep)
-    assert study.study_name == "tiny.baseline"
-    assert load_study(sweep.storage, "tiny.baseline").study_name == "tiny.baseline"
-
-
 # --- run_baseline -------------------------------------------------------------------------
 
 TINY_RUN: dict[str, Any] = {"agent": {"name": "ppo", "train_steps": 256, "hidden": [16, 16]},
@@ -102,7 +96,7 @@ TINY_RUN: dict[str, Any] = {"agent": {"name": "ppo", "train_steps": 256, "hidden
 
 def _complete(study: Any) -> dict[float, Any]:
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return {t.params["sparsity"]: t for t in done}
+    return {trial_attrs(t)["config"]["pruning"]["sparsity"]: t for t in done}
 
 
 def test_run_baseline_records_complete_trials_and_skips_recorded_ones(tmp_path: Path) -> None:
@@ -114,23 +108,22 @@ def test_run_baseline_records_complete_trials_and_skips_recorded_ones(tmp_path: 
 
     logs.clear()
     sweep = _sweep(tmp_path, space, baseline={"sparsities": [0.5, 0.9]}, **TINY_RUN)
-    study = run_baseline(sweep, log=logs.append)
+    run_baseline(sweep, log=logs.append)
     assert len(logs) == 1 and logs[0].startswith("baseline sparsity=0.900: ")  # 0.5 skipped
 
     trials = _complete(load_study(sweep.storage, "tiny.baseline"))
     assert sorted(trials) == [0.5, 0.9]
-    assert len(study.trials) == 2
     dense = 4 * 16 + 16 + 16 * 16 + 16 + 16 * 2 + 2
     nonzero = {s: t.values[1] for s, t in trials.items()}
     assert nonzero[0.9] < nonzero[0.5] < dense
     for s, t in trials.items():
-        attrs = t.user_attrs
+        attrs = trial_attrs(t)  # the one reader of a trial's record
         assert t.values == [attrs["return_mean"], float(attrs["params_nonzero"])]
         cfg = parse(TrialConfig, attrs["config"])  # a standalone trial config
         assert (cfg.pruning.sparsity, cfg.pruning.method) == (s, "global_magnitude")
         assert cfg.pruning.finetune.steps == 64
         assert Path(attrs["out_dir"], "metrics.json").is_file()
-    assert (sweep.out / "baseline" / "sparsity-0.9000" / "config.yaml").is_file()
+        assert Path(attrs["out_dir"]).is_relative_to(sweep.out.resolve())
 
     logs.clear()
     run_baseline(sweep, log=logs.append)  # all recorded: nothing runs
@@ -142,11 +135,11 @@ def test_run_baseline_records_a_failure_and_retries_it(tmp_path: Path) -> None:
     logs: list[str] = []
     sweep = _sweep(tmp_path, {"finetune_steps": 64}, baseline={"sparsities": [0.5]},
                    env={"id": "tests.rl.toy_envs:NanRewardEnv"}, **TINY_RUN)
-    study = run_baseline(sweep, log=logs.append)
+    run_baseline(sweep, log=logs.append)
+    study = load_study(sweep.storage, "tiny.baseline")  # the sweep's study name + .baseline
     (t,) = study.trials
     assert t.state == TrialState.FAIL
-    assert t.params == {"sparsity": 0.5}
-    assert t.user_attrs["fail_reason"].startswith("FloatingPointError: ")
+    assert trial_attrs(t)["fail_reason"].startswith("FloatingPointError: ")
     assert logs[0].startswith("baseline sparsity=0.500: FAIL (")
     run_baseline(sweep, log=logs.append)  # a failed sparsity is not recorded as done
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
