@@ -46,7 +46,7 @@ class BaselineConfig(Strict):
     @field_validator("method")
     @classmethod
     def _known(cls, v: str) -> str:
-        methods.get(v)
+        methods.get(v, field="baseline.method")
         return v
 
     @field_validator("sparsities")

@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from nas_prune.config.base import dump_yaml
+from pydantic import ValidationError
+
+from nas_prune.config.base import dump_yaml, format_error
 from nas_prune.config.trial import TrialConfig
 from nas_prune.results import pareto
 
@@ -37,7 +39,11 @@ def write_best(summary_front: Any, ret_col: str, *, max_params: int | None,
             flag = "--max-params" if small or min_return is None else "--min-return"
             raise ValueError(f"{flag}: {exc}") from None
     row = summary_front.iloc[i]
-    cfg = TrialConfig.model_validate_json(row["config"])
+    try:
+        cfg = TrialConfig.model_validate_json(row["config"])
+    except ValidationError as exc:
+        raise ValueError(f"best: trial {int(row['number'])}'s recorded config no longer "
+                         f"validates ({format_error(exc)})") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# nas-prune best: trial {int(row['number'])}, params_nonzero "
               f"{int(row['params_nonzero'])}, return_mean {row['return_mean']:.2f}"

@@ -23,22 +23,26 @@ class Registry(Generic[T]):
         """Decorator registering ``obj`` under ``name``; a duplicate name is a bug."""
 
         def deco(obj: T) -> T:
-            assert name not in self._items, f"duplicate {self.kind} {name!r}"
+            if name in self._items:  # not an assert: ``python -O`` would let it replace
+                raise RuntimeError(f"duplicate {self.kind} {name!r}")
             self._items[name] = obj
             return obj
 
         return deco
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, field: str | None = None) -> T:
         """Return the item for ``name``.
+
+        Args:
+            name: the registered name.
+            field: the config field to name in the error (default: the registry's own).
 
         Raises:
             ValueError: unknown name; the message lists the allowed ones.
         """
         if name not in self._items:
-            raise ValueError(
-                f"{self.field}: unknown {self.kind} {name!r}; allowed: {', '.join(self.names())}"
-            )
+            raise ValueError(f"{field or self.field}: unknown {self.kind} {name!r}; "
+                             f"allowed: {', '.join(self.names())}")
         return self._items[name]
 
     def names(self) -> list[str]:

@@ -110,9 +110,6 @@ def test_ray_backend_without_early_stop_in_the_file_is_fine(tmp_path: Path) -> N
     assert not sw.config.early_stop.requested()
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown baseline.method names two fields: "
-                   "'baseline.method: pruning.method: unknown pruning method ...' (the "
-                   "registry's own field is kept behind the real one)")
 def test_unknown_baseline_method_names_only_its_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         _load(tmp_path, baseline={"method": "nope"})

@@ -106,8 +106,6 @@ def test_unreachable_constraint_names_the_flag(tmp_path: Path, max_params: int |
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="with both flags given, an unreachable --min-return "
-                   "(the budget alone is met) is reported under --max-params")
 def test_unreachable_min_return_with_a_met_budget_names_min_return(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as info:
         write_best(_front(), "return_mean", max_params=10**6, min_return=900.0, knee=False,
@@ -121,10 +119,6 @@ def test_empty_front(tmp_path: Path) -> None:
                    out=tmp_path / "best.yaml")
 
 
-@pytest.mark.xfail(strict=True, reason="the module promises a re-validated trial config, but "
-                   "write_best writes the stored config without validating it: a config that "
-                   "no longer validates (e.g. from an older schema) is written and only "
-                   "fails at `nas-prune trial`")
 def test_a_config_that_no_longer_validates_is_refused(tmp_path: Path) -> None:
     front = _front(ROWS[:1])
     stale = {**_config(10), "removed_field": 1}

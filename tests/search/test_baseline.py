@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 from nas_prune.config.base import parse
 from nas_prune.config.sweep import load_sweep
 from nas_prune.config.trial import TrialConfig
-from nas_prune.results.study import trial_attrs
 from nas_prune.search.baseline import baseline_configs, run_baseline
+from nas_prune.search.record import read as trial_attrs
 from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
 

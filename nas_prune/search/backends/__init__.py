@@ -47,22 +47,21 @@ backends: Registry[Backend] = Registry("backend", "backend")
 
 
 def check_support(name: str, *, early_stop: bool, reproducible: bool,
-                  field_name: str = "backend") -> None:
+                  field_name: str | None = None) -> None:
     """Refuse a feature the sweep asks for explicitly that backend ``name`` lacks.
 
     Raises:
-        ValueError: naming the feature's field and the backends that support it.
+        ValueError: naming the feature's field (or ``field_name``: the CLI flag that chose
+            the backend), and the backends that support it.
     """
     backend = backends.get(name)
-    for wanted, has, what, key in (
-            (early_stop, backend.early_stop, "multi-objective early stopping",
-             "early_stop"),
-            (reproducible, backend.reproducible, "generation-synchronous sampling",
-             "reproducible")):
-        if wanted and not has:
-            able = [n for n in backends.names() if getattr(backends.get(n), key)]
-            raise ValueError(f"{field_name}: {what} ({key}) runs on the {', '.join(able)} "
-                             f"backend only, not {name}; allowed backends: {', '.join(able)}")
+    for wanted, key, where, what in (
+            (early_stop, "early_stop", "early_stop.enabled", "multi-objective early stopping"),
+            (reproducible, "reproducible", "reproducible", "generation-synchronous sampling")):
+        if wanted and not getattr(backend, key):
+            able = ", ".join(n for n in backends.names() if getattr(backends.get(n), key))
+            raise ValueError(f"{field_name or where}: {what} runs on the {able} backend only; "
+                             f"allowed backends: {able}")
 
 
 for _info in pkgutil.iter_modules(__path__):  # each module registers its backend
