@@ -199,7 +199,7 @@ class FlatTrainer:
                 self.grad.mul_(coef)
         exp_avg, exp_avg_sq, step = self._adam
         # torch.optim.Adam(fused=True)'s kernel, called without the optimizer's per-call
-        # bookkeeping (tests/test_flatnet.py checks it matches torch.optim.Adam)
+        # bookkeeping (tests/rl/optim/test_flatnet.py checks it matches torch.optim.Adam)
         step.add_(1)
         torch._fused_adam_([self.flat], [self.grad], [exp_avg], [exp_avg_sq], [], [step],
                            amsgrad=False, lr=self.lr, beta1=0.9, beta2=0.999,

@@ -3,7 +3,7 @@
 Training needs no autograd graph this way (see ``nas_prune.flatnet``). The arrays are small
 (batch × actions), so this is numpy: a numpy call costs ~1-2 us against ~5-20 us for a
 torch op on these CPUs, and a training step makes dozens. Each function names the loss it
-differentiates; ``tests/test_losses.py`` checks every one against autograd on the torch
+differentiates; ``tests/rl/optim/test_losses.py`` checks every one against autograd on the torch
 formula. Batch means divide by the batch size ``B``; arrays are float32.
 """
 from __future__ import annotations
