@@ -55,13 +55,14 @@ def ran(tiny_sweep: Path) -> Path:
     return tiny_sweep
 
 
-@pytest.mark.parametrize("verb", ["sweep", "worker", "baseline"])
+@pytest.mark.parametrize("verb", [["sweep"], ["worker"], ["baseline"],
+                                  ["sweep", "--backend", "ray"]])
 def test_a_changed_sweep_is_refused_naming_fields_and_writing_nothing(ran: Path,
-                                                                      verb: str) -> None:
+                                                                      verb: list[str]) -> None:
     sw = load_sweep(ran)
     before = _snapshot(sw.out)
     _edit(ran, agent__train_steps=512, eval__episodes=5)
-    res = runner.invoke(app, [verb, str(ran)])
+    res = runner.invoke(app, [*verb, str(ran)])
     assert res.exit_code == 2, res.output
     line = res.output.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line
