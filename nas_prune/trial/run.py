@@ -16,7 +16,7 @@ from nas_prune.config.base import dump_yaml
 from nas_prune.config.trial import TrialConfig, layer_sparsity
 from nas_prune.pruning import PruneContext, methods
 from nas_prune.pruning.base import check_plan
-from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
+from nas_prune.pruning.counting import achieved_sparsity, count
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
 from nas_prune.rl.agents.base import Agent, Progress
@@ -93,7 +93,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
-    params_dense = count_dense(teacher.sizes)
+    params_dense = count(teacher).params  # the teacher is the dense policy
     base = {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
             "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
             "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,

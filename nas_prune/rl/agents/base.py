@@ -12,9 +12,9 @@ from nas_prune.rl.envs import check_spaces
 from nas_prune.rl.evaluation import EnvSpec
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP
+from nas_prune.rl.optim.flatnet import Penalty
 from nas_prune.util.registry import Registry
 
-Penalty = Callable[[MLP], "torch.Tensor | None"]
 Progress = Callable[[int], None]
 
 
