@@ -10,11 +10,11 @@ from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["shrink"]
 
-Net = TypeVar("Net", bound=PrunableNet)
+_Net = TypeVar("_Net", bound=PrunableNet)
 
 
 @torch.no_grad()
-def shrink(net: Net) -> Net:
+def shrink(net: _Net) -> _Net:
     """Return a smaller copy of ``net`` without the units its unit masks removed.
 
     Each removed unit's row and bias go, with the matching inputs of the layer reading it;

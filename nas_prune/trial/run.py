@@ -23,11 +23,13 @@ from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.rl.envs import env_steps_taken, make_vec_env
 from nas_prune.rl.evaluation import EvalResult, evaluate
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP, weights_hash
+from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
+
+__all__ = ["Rungs", "TrialResult", "TrialStopped", "run_trial", "write_trial"]
 
 STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
 
@@ -139,12 +141,12 @@ class Rungs:
     at_size: SizeDecide | None = None
 
 
-def _size_check(rungs: Rungs | None) -> Callable[[MLP], None] | None:
+def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
     if rungs is None or rungs.at_size is None:
         return None
     at_size = rungs.at_size
 
-    def check(net: MLP) -> None:
+    def check(net: PrunableNet) -> None:
         params = float(count(net).params_nonzero)
         if at_size(params):
             raise EarlyStop(SIZE_CHECK, (params, float("nan")))

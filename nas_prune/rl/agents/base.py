@@ -15,6 +15,8 @@ from nas_prune.rl.networks import MLP
 from nas_prune.rl.optim.flatnet import Penalty
 from nas_prune.util.registry import Registry
 
+__all__ = ["Agent", "AgentSpec", "Penalty", "Progress", "agents", "prefixed", "unprefixed"]
+
 Progress = Callable[[int], None]
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from nas_prune.rl.networks import MLP, activations
 
-__all__ = ["FlatMLP", "FlatTrainer", "Penalty", "flatten_into"]
+__all__ = ["FlatMLP", "FlatTrainer", "Penalty"]
 
 Tensor = torch.Tensor
 # a regulariser on a net added to a training loss (None: none); PruningMethod.penalty is one
@@ -112,7 +112,7 @@ class FlatMLP:
         self._tape = []
 
 
-def flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
+def _flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
     """Move each parameter's storage into a slice of ``data`` (and its ``.grad`` into the
     same slice of ``grad``), keeping the parameter objects and their values."""
     offset = 0
@@ -150,7 +150,7 @@ class FlatTrainer:
         self.params = [p for net in self.nets for p in net.parameters()] + self.extra
         total = sum(p.numel() for p in self.params)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
-        flatten_into(self.params, self.flat, self.grad)
+        _flatten_into(self.params, self.flat, self.grad)
         self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
                        for p in self.params]
         self.mlps = {id(net): FlatMLP(net) for net in self.nets}
@@ -214,7 +214,7 @@ class FlatTrainer:
         # stay valid.
         if any(p.data_ptr() != ptr or p.grad is None or p.grad.data_ptr() != gptr
                for p, ptr, gptr in self._where):
-            flatten_into(self.params, self.flat, self.grad)
+            _flatten_into(self.params, self.flat, self.grad)
             for mlp in self.mlps.values():
                 mlp.bind()
 
