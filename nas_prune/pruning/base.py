@@ -7,7 +7,7 @@ from typing import Callable, ClassVar, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from nas_prune.rl.networks import PrunableLayer, PrunableNet
+from nas_prune.rl.networks import MLP, PrunableLayer, PrunableNet
 from nas_prune.util.registry import Registry
 
 __all__ = ["NoParams", "PruneContext", "PruningMethod", "check_plan", "check_sparsity",
@@ -119,11 +119,15 @@ def plan_layers(net: PrunableNet, structured: bool) -> list[PrunableLayer]:
 
 
 def prunable_layer_count(hidden: Sequence[int], structured: bool) -> int:
-    """How many sparsity values a method takes for an MLP with these hidden widths, before
-    the network exists (config validation, search spaces): one per hidden layer
-    (structured) or per Linear (unstructured). ``PruningMethod.n_prunable`` gives the same
-    on the built network (tests/pruning/test_contract.py checks they agree)."""
-    return len(hidden) if structured else len(hidden) + 1
+    """How many sparsity values a method takes for the MLP with these hidden widths, before
+    the real network exists (config validation, search spaces).
+
+    Counted on the network itself (``plan_layers``), built on the meta device: no memory,
+    no random draws, so seeded results stay as they were.
+    """
+    with torch.device("meta"):
+        net = MLP([1, *hidden, 1])
+    return len(plan_layers(net, structured))
 
 
 def check_sparsity(value: float, field: str = "pruning.sparsity") -> float:

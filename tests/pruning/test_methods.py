@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from nas_prune.pruning import PruneContext, methods
-from nas_prune.pruning.base import PruningMethod, mask_lowest, n_to_prune
+from nas_prune.pruning.base import PruningMethod, mask_lowest, n_to_prune, prunable_layer_count
 from nas_prune.pruning.methods.hierarchical import HierarchicalParams, HierarchicalPruning
 from nas_prune.pruning.methods.importance import ImportanceParams, ImportancePruning, unit_scores
 from nas_prune.pruning.methods.l1 import L1Params, L1Pruning
@@ -81,6 +81,20 @@ W1 = [[0.2, -0.2, 0.4], [0.1, 0.2, -0.3]]  # Linear 3 -> 2; |0.2| three times
 )
 def test_n_to_prune(sparsity: float, n: int, expected: int) -> None:
     assert n_to_prune(sparsity, n) == expected
+
+
+@pytest.mark.parametrize(
+    ("hidden", "structured", "expected"),
+    [([64, 64], True, 2), ([64, 64], False, 3), ([8], True, 1), ([8], False, 2)],
+)
+def test_prunable_layer_count_draws_no_random_numbers(
+    hidden: list[int], structured: bool, expected: int
+) -> None:
+    torch.manual_seed(0)
+    ahead = torch.rand(4)
+    torch.manual_seed(0)
+    assert prunable_layer_count(hidden, structured) == expected
+    assert torch.equal(torch.rand(4), ahead)  # config validation leaves seeded runs alone
 
 
 def test_mask_lowest_breaks_ties_by_index() -> None:
