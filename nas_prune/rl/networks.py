@@ -124,16 +124,28 @@ class PrunableNet(nn.Module):
         raise NotImplementedError
 
     def set_mask(self, name: str, mask: Tensor) -> None:
-        """Set the unstructured mask (1 keeps, 0 prunes) of layer ``name`` and apply it."""
+        """Set the unstructured mask (1 keeps, 0 prunes) of layer ``name`` and apply it.
+
+        Raises:
+            ValueError: ``name`` is not a layer of this network (the message lists them).
+        """
         raise NotImplementedError
 
     def set_unit_mask(self, name: str, mask: Tensor) -> None:
-        """Set which units of layer ``name`` survive (bool over its units) and apply it."""
+        """Set which units of layer ``name`` survive (bool over its units) and apply it.
+
+        Raises:
+            ValueError: ``name`` is not a structured-prunable layer of this network.
+        """
         raise NotImplementedError
 
     def remove_units(self, name: str, keep: Tensor) -> None:
-        """Physically keep only units ``keep`` (sorted indices) of layer ``name``, and the
-        matching inputs of the layer reading them; masks are sliced along."""
+        """Physically keep only units ``keep`` (sorted long indices) of layer ``name``, and
+        the matching inputs of the layer reading them; masks are sliced along.
+
+        Raises:
+            ValueError: ``name`` is not a structured-prunable layer of this network.
+        """
         raise NotImplementedError
 
     def forward_units(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -220,6 +232,7 @@ class MLP(PrunableNet):
     @torch.no_grad()
     def remove_units(self, name: str, keep: Tensor) -> None:
         i = self._index(name, structured=True)
+        assert keep.dim() == 1 and keep.dtype == torch.long, "keep: sorted unit indices"
         layer, reader = self.linears()[i], self.linears()[i + 1]
         layer.weight = nn.Parameter(layer.weight[keep].clone())
         layer.bias = nn.Parameter(layer.bias[keep].clone())
