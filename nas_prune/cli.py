@@ -85,6 +85,7 @@ def trial(
 ) -> None:
     """Train (or load) a dense agent, prune it, fine-tune it, evaluate it."""
     from nas_prune import app
+    from nas_prune.config.trial import parse_hidden
 
     spars: float | list[float] | None = None
     if sparsity is not None:
@@ -92,7 +93,7 @@ def trial(
         spars = values[0] if len(values) == 1 else values
     over = _trial_overrides(
         env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
-        hidden=_csv(hidden, int, "agent.hidden") if hidden else None, train_steps=train_steps,
+        hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, train_steps=train_steps,
         finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))

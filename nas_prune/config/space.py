@@ -2,14 +2,17 @@
 trial (used by both the Optuna and the Ray Tune backends) into a TrialConfig."""
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from nas_prune.config.base import Strict, parse
-from nas_prune.config.trial import TrialConfig
+from nas_prune.config.trial import TrialConfig, parse_hidden
 from nas_prune.pruning import methods
+from nas_prune.pruning.base import check_sparsity, prunable_layer_count
+
+__all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim", "Suggester",
+           "check_method_params", "hidden_choices", "suggest"]
 
 Scalar = Union[bool, int, float, str]
 
@@ -53,10 +56,15 @@ class SparsityDim(Strict):
     ``log_density`` samples the kept fraction (1 - s) log-uniformly, so 99% and 90%
     sparsity get as much attention as 50% and 0% (parameter counts span decades)."""
 
-    low: float = Field(default=0.0, ge=0.0, lt=1.0)
-    high: float = Field(default=0.95, ge=0.0, lt=1.0)
+    low: float = 0.0
+    high: float = 0.95
     per_layer: bool = True
     log_density: bool = True
+
+    @field_validator("low", "high")
+    @classmethod
+    def _fraction(cls, v: float, info: ValidationInfo) -> float:
+        return check_sparsity(v, f"sparsity.{info.field_name}")
 
     @model_validator(mode="after")
     def _ordered(self) -> SparsityDim:
@@ -81,7 +89,7 @@ class SearchSpace(Strict):
     @classmethod
     def _widths(cls, v: Choice | str) -> Choice | str:
         for item in v.choices if isinstance(v, Choice) else [v]:
-            parse_hidden(item)
+            parse_hidden(item, "hidden")
         return v
 
     @model_validator(mode="after")
@@ -101,21 +109,10 @@ def _values(dim: Dim) -> list[Any]:
     return [dim]
 
 
-def parse_hidden(value: Scalar) -> list[int]:
-    """``"64,64"`` -> [64, 64]; a single int -> [int]."""
-    try:
-        widths = [int(x) for x in str(value).split(",") if x.strip()]
-    except ValueError:
-        raise ValueError(f"hidden: {value!r} is not a comma list of widths") from None
-    if not widths or min(widths) < 1:
-        raise ValueError(f"hidden: {value!r} needs one or more positive widths")
-    return widths
-
-
 def hidden_choices(space: SearchSpace) -> list[list[int]]:
     """Every dense architecture the space can pick."""
     items = space.hidden.choices if isinstance(space.hidden, Choice) else [space.hidden]
-    return [parse_hidden(x) for x in items]
+    return [parse_hidden(x, "hidden") for x in items]
 
 
 def _pick(trial: Suggester, name: str, dim: Dim) -> Any:
@@ -141,8 +138,8 @@ def _sparsity(trial: Suggester, name: str, dim: SparsityDim) -> float:
 def suggest(trial: Suggester, space: SearchSpace, base: dict[str, Any]) -> TrialConfig:
     """Sample one TrialConfig: ``base`` (the sweep's fixed fields) plus the space's picks."""
     method = str(_pick(trial, "method", space.method))
-    hidden = parse_hidden(_pick(trial, "hidden", space.hidden))
-    n = len(hidden) if methods.get(method).structured else len(hidden) + 1
+    hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
+    n = prunable_layer_count(hidden, methods.get(method).structured)
     if space.sparsity.per_layer:
         sparsity: float | list[float] = [
             _sparsity(trial, f"sparsity_{i}", space.sparsity) for i in range(n)]
@@ -171,11 +168,3 @@ def check_method_params(space: SearchSpace) -> None:
     for key in space.method_params:
         if not any(key in methods.get(m).Params.model_fields for m in names):
             raise ValueError(f"space.method_params.{key}: applies to none of {names}")
-
-
-def density_grid(low: float, high: float, n: int) -> list[float]:
-    """``n`` sparsities in [low, high] evenly spaced in log density (for baselines)."""
-    if n == 1:
-        return [high]
-    a, b = math.log(1 - low), math.log(1 - high)
-    return [round(1 - math.exp(a + (b - a) * i / (n - 1)), 6) for i in range(n)]

@@ -1,14 +1,42 @@
 """TrialConfig: the one frozen, validated config a trial runs from (unknown keys rejected)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from nas_prune.config.base import Strict, format_error
 from nas_prune.pruning import methods
+from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 from nas_prune.rl.agents import agents
 from nas_prune.rl.envs import check_env_id
+
+__all__ = ["AgentConfig", "EnvConfig", "EvalConfig", "FinetuneConfig", "PruningConfig",
+           "SnapshotConfig", "TrialConfig", "layer_sparsity", "parse_hidden"]
+
+
+def parse_hidden(value: str | float | Sequence[int], field: str = "agent.hidden") -> list[int]:
+    """Hidden-layer widths from ``"64,64"``, ``64`` or ``[64, 64]``.
+
+    Args:
+        value: a comma list, one width, or a list of widths (any other YAML scalar is
+            refused).
+        field: the config field or flag named in the error.
+
+    Returns:
+        The widths, input side first.
+
+    Raises:
+        ValueError: not integers, none given, or a width below 1.
+    """
+    items = list(value) if isinstance(value, (list, tuple)) else str(value).split(",")
+    try:
+        widths = [int(x) for x in items if str(x).strip()]
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a comma list of widths") from None
+    if not widths or min(widths) < 1:
+        raise ValueError(f"{field}: {value!r} needs one or more positive widths")
+    return widths
 
 
 class EnvConfig(Strict):
@@ -51,9 +79,7 @@ class AgentConfig(Strict):
     @field_validator("hidden")
     @classmethod
     def _positive(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and (not v or min(v) < 1):
-            raise ValueError(f"agent.hidden: need one or more positive widths, got {v}")
-        return v
+        return None if v is None else parse_hidden(v)
 
     @model_validator(mode="after")
     def _resolve(self) -> AgentConfig:
@@ -99,8 +125,7 @@ class PruningConfig(Strict):
     @classmethod
     def _fraction(cls, v: float | list[float]) -> float | list[float]:
         for s in v if isinstance(v, list) else [v]:
-            if not 0.0 <= s < 1.0:
-                raise ValueError(f"pruning.sparsity: {s} is outside [0, 1)")
+            check_sparsity(s)
         return v
 
     @model_validator(mode="after")
@@ -139,7 +164,7 @@ def layer_sparsity(cfg: TrialConfig) -> list[float]:
     """The per-layer plan: a scalar broadcast to every prunable layer, or the list given."""
     method = methods.get(cfg.pruning.method)
     hidden = cfg.agent.hidden or []
-    n = len(hidden) if method.structured else len(hidden) + 1
+    n = prunable_layer_count(hidden, method.structured)
     s = cfg.pruning.sparsity
     if not isinstance(s, list):
         return [float(s)] * n
@@ -155,11 +180,3 @@ def _validate_sub(model: type[BaseModel], data: dict[str, Any], where: str) -> d
         return model.model_validate(data).model_dump()
     except ValidationError as exc:
         raise ValueError(format_error(exc, where)) from None
-
-
-
-
-
-
-
-

@@ -7,8 +7,12 @@ from typing import Callable, ClassVar, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import MLP, PrunableLayer, PrunableNet
 from nas_prune.util.registry import Registry
+
+__all__ = ["NoParams", "PruneContext", "PruningMethod", "check_plan", "check_sparsity",
+           "mask_lowest", "methods", "n_to_prune", "plan_layers", "prunable_layer_count",
+           "unit_keep"]
 
 
 class NoParams(BaseModel):
@@ -36,12 +40,13 @@ class PruneContext:
 
 
 class PruningMethod:
-    """Base class: turn per-layer target sparsities into masks on an MLP.
+    """Base class: turn per-layer target sparsities into masks on a ``PrunableNet``.
 
     Subclasses set ``structured`` and implement ``prune``. ``sparsity[i]`` is the target
-    fraction of layer i's weights (unstructured: every Linear) or of hidden layer i's
-    neurons (structured; the output layer never loses outputs). Pruning is cumulative:
-    what an earlier step removed stays removed.
+    fraction of the weights of the i-th layer in ``plan_layers`` (unstructured: every
+    weight layer) or of its units (structured: the layers whose units may be removed; the
+    output layer never loses outputs). Pruning is cumulative: what an earlier step removed
+    stays removed.
     """
 
     structured: ClassVar[bool] = False
@@ -52,11 +57,16 @@ class PruningMethod:
         self.params = params if params is not None else self.Params()
 
     @classmethod
-    def n_prunable(cls, net: MLP) -> int:
-        """How many sparsity values this method takes for ``net``."""
-        return len(net.hidden) if cls.structured else len(net.layers)
+    def plan_layers(cls, net: PrunableNet) -> list[PrunableLayer]:
+        """The layers this method's plan values refer to, in order."""
+        return plan_layers(net, cls.structured)
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
+    @classmethod
+    def n_prunable(cls, net: PrunableNet) -> int:
+        """How many sparsity values this method takes for ``net``."""
+        return len(cls.plan_layers(net))
+
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
         """Mask ``net`` in place so each prunable layer reaches its target."""
         raise NotImplementedError
 
@@ -64,7 +74,7 @@ class PruningMethod:
         """Per-layer targets when a schedule is ``progress`` (0..1) of the way through."""
         return [s * progress for s in final]
 
-    def penalty(self, net: MLP) -> torch.Tensor | None:
+    def penalty(self, net: PrunableNet) -> torch.Tensor | None:
         """A regulariser added to the fine-tuning loss before pruning (None: none)."""
         return None
 
@@ -94,14 +104,50 @@ def mask_lowest(scores: torch.Tensor, k: int, old: torch.Tensor | None) -> torch
     return mask.view_as(scores)
 
 
-def neuron_keep(scores: torch.Tensor, k: int, old: torch.Tensor | None) -> torch.Tensor:
-    """A bool keep-mask over neurons that drops the ``k`` lowest-scoring ones."""
+def unit_keep(scores: torch.Tensor, k: int, old: torch.Tensor | None) -> torch.Tensor:
+    """A bool keep-mask over units that drops the ``k`` lowest-scoring ones (``old``: the
+    units' current keep-mask, whose removals stay)."""
     old_f = None if old is None else old.to(torch.float32)
     return mask_lowest(scores, k, old_f).to(torch.bool)
 
 
-def check_plan(net: MLP, sparsity: Sequence[float], method: type[PruningMethod]) -> None:
-    """Raise ValueError if the plan does not fit the network."""
+def plan_layers(net: PrunableNet, structured: bool) -> list[PrunableLayer]:
+    """The layers a plan's values refer to, in order: every weight layer (unstructured) or
+    those whose units may be removed (structured)."""
+    return [layer for layer in net.prunable_layers()
+            if layer.structured_prunable or not structured]
+
+
+def prunable_layer_count(hidden: Sequence[int], structured: bool) -> int:
+    """How many sparsity values a method takes for the MLP with these hidden widths, before
+    the real network exists (config validation, search spaces).
+
+    Counted on the network itself (``plan_layers``), built on the meta device: no memory,
+    no random draws, so seeded results stay as they were.
+    """
+    with torch.device("meta"):
+        net = MLP([1, *hidden, 1])
+    return len(plan_layers(net, structured))
+
+
+def check_sparsity(value: float, field: str = "pruning.sparsity") -> float:
+    """Return ``value`` if it is a sparsity fraction in [0, 1) (1 would empty a layer).
+
+    Raises:
+        ValueError: ``value`` outside [0, 1) or NaN; the message names ``field``.
+    """
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{field}: {value} is outside [0, 1)")
+    return value
+
+
+def check_plan(net: PrunableNet, sparsity: Sequence[float], method: type[PruningMethod]) -> None:
+    """Check a per-layer plan against the network.
+
+    Raises:
+        ValueError: the plan's length is not ``method.n_prunable(net)``, or a value is
+            outside [0, 1).
+    """
     n = method.n_prunable(net)
     if len(sparsity) != n:
         raise ValueError(
@@ -109,5 +155,4 @@ def check_plan(net: MLP, sparsity: Sequence[float], method: type[PruningMethod])
             f"layers for this method"
         )
     for s in sparsity:
-        if not 0.0 <= s < 1.0:
-            raise ValueError(f"pruning.sparsity: {s} is outside [0, 1)")
+        check_sparsity(s)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas_prune.rl.networks import MLP
+from nas_prune.pruning.base import plan_layers
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["Counts", "achieved_sparsity", "count", "count_dense"]
 
 
 @dataclass(frozen=True)
@@ -22,26 +25,27 @@ class Counts:
     macs_nonzero: int
 
 
-def count(net: MLP) -> Counts:
-    """Count ``net`` as it stands (mask-aware: pruned weights are exact zeros)."""
-    params = nonzero = macs = macs_nz = 0
-    for layer in net.linears():
-        w, b = layer.weight, layer.bias
-        params += w.numel() + b.numel()
-        w_nz = int((w != 0).sum())
-        nonzero += w_nz + int((b != 0).sum())
-        macs += w.numel()
-        macs_nz += w_nz
-    return Counts(params, nonzero, macs, macs_nz)
+def count(net: PrunableNet) -> Counts:
+    """Count ``net`` as it stands, layer by layer (mask-aware: pruned weights are exact
+    zeros)."""
+    layers = net.prunable_layers()
+    return Counts(sum(layer.params() for layer in layers),
+                  sum(layer.params_nonzero() for layer in layers),
+                  sum(layer.macs() for layer in layers),
+                  sum(layer.macs_nonzero() for layer in layers))
 
 
 def count_dense(sizes: list[int]) -> int:
-    """Parameters of a dense MLP with these layer sizes."""
+    """Parameters of a dense MLP with these layer sizes, before it is built (a sweep's
+    reference point); ``count(net).params`` of the built network is the same."""
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def achieved_sparsity(net: MLP, structured: bool) -> list[float]:
-    """Per prunable layer: the fraction of neurons removed (structured) or weights masked."""
+def achieved_sparsity(net: PrunableNet, structured: bool) -> list[float]:
+    """Per plan layer (``plan_layers``): the fraction of units removed (structured) or of
+    weights masked by the unstructured mask (unstructured)."""
+    layers = plan_layers(net, structured)
     if structured:
-        return [0.0 if m is None else 1.0 - float(m.float().mean()) for m in net.neuron_masks]
-    return [0.0 if m is None else 1.0 - float(m.mean()) for m in net.weight_masks]
+        return [0.0 if layer.unit_mask is None else 1.0 - float(layer.unit_mask.float().mean())
+                for layer in layers]
+    return [0.0 if layer.mask is None else 1.0 - float(layer.mask.mean()) for layer in layers]

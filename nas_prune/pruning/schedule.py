@@ -9,8 +9,10 @@ from typing import Callable
 from nas_prune.config.trial import PruningConfig, SnapshotConfig
 from nas_prune.pruning.base import PruneContext, PruningMethod
 from nas_prune.rl.agents.base import Agent, Progress
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import MLP, PrunableNet
 from nas_prune.trial.finetune import SnapshotKeeper, finetune, selection_eval
+
+__all__ = ["ScheduleRun", "cubic_progress", "run_schedule"]
 
 
 def cubic_progress(step: int, steps: int) -> float:
@@ -34,7 +36,7 @@ class ScheduleRun:
     progress: Progress | None = None
     # called with the policy right after its last planned pruning step (final size);
     # early stopping may raise here, before the rest of the fine-tuning and evaluation
-    at_final_size: Callable[[MLP], None] | None = None
+    at_final_size: Callable[[PrunableNet], None] | None = None
     log: list[dict[str, float]] = field(default_factory=list)
 
 

@@ -16,19 +16,21 @@ from nas_prune.config.base import dump_yaml
 from nas_prune.config.trial import TrialConfig, layer_sparsity
 from nas_prune.pruning import PruneContext, methods
 from nas_prune.pruning.base import check_plan
-from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
+from nas_prune.pruning.counting import achieved_sparsity, count
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
 from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.rl.envs import env_steps_taken, make_vec_env
 from nas_prune.rl.evaluation import EvalResult, evaluate
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP, weights_hash
+from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
 from nas_prune.trial.metrics import TrialMetrics
+
+__all__ = ["Rungs", "TrialResult", "TrialStopped", "run_trial", "write_trial"]
 
 STATE_ENVS, STATE_STEPS = 8, 128  # 1,024 visited states for data-driven importance
 
@@ -94,7 +96,7 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
-    params_dense = count_dense(teacher.sizes)
+    params_dense = count(teacher).params  # the teacher is the dense policy
     base: dict[str, Any] = {
         "env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
         "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
@@ -141,12 +143,12 @@ class Rungs:
     at_size: SizeDecide | None = None
 
 
-def _size_check(rungs: Rungs | None) -> Callable[[MLP], None] | None:
+def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
     if rungs is None or rungs.at_size is None:
         return None
     at_size = rungs.at_size
 
-    def check(net: MLP) -> None:
+    def check(net: PrunableNet) -> None:
         params = float(count(net).params_nonzero)
         if at_size(params):
             raise EarlyStop(SIZE_CHECK, (params, float("nan")))

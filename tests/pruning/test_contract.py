@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas_prune.pruning import PruneContext, PruningMethod, methods
-from nas_prune.pruning.base import check_plan
+from nas_prune.pruning.base import check_plan, plan_layers, prunable_layer_count
 from nas_prune.pruning.counting import achieved_sparsity, count, count_dense
 from nas_prune.pruning.surgery import shrink
 from nas_prune.rl.networks import MLP, weights_hash
@@ -77,7 +77,8 @@ def layer_sizes(net: MLP, structured: bool) -> list[int]:
 
 
 def masks(net: MLP, structured: bool) -> list[torch.Tensor]:
-    raw = net.neuron_masks if structured else net.weight_masks
+    layers = plan_layers(net, structured)
+    raw = [layer.unit_mask if structured else layer.mask for layer in layers]
     assert all(m is not None for m in raw)
     return [m.detach().clone().float() for m in raw]  # type: ignore[union-attr]
 
@@ -174,7 +175,7 @@ class TestPruningContract:
             if bm is not None:
                 assert (layer.bias[bm == 0] == 0.0).all()
         if method.structured:
-            for i, keep in enumerate(net.neuron_masks):
+            for i, keep in enumerate(layer.unit_mask for layer in net.prunable_layers()[:-1]):
                 assert keep is not None and not keep.all()
                 gone = ~keep
                 assert (linears(net)[i].weight[gone] == 0.0).all()  # rows in
@@ -205,6 +206,7 @@ class TestPruningContract:
     def test_check_plan_accepts(self, name: str, params: dict[str, Any]) -> None:
         net, cls = make_net(), methods.get(name)
         assert cls.n_prunable(net) == (2 if cls.structured else 3)
+        assert prunable_layer_count(SIZES[1:-1], cls.structured) == cls.n_prunable(net)
         check_plan(net, plan_for(make_method(name, params)), cls)  # no error
         check_plan(net, [0.0] * cls.n_prunable(net), cls)
 

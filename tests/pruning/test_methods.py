@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from nas_prune.pruning import PruneContext, methods
-from nas_prune.pruning.base import PruningMethod, mask_lowest, n_to_prune
+from nas_prune.pruning.base import PruningMethod, mask_lowest, n_to_prune, prunable_layer_count
 from nas_prune.pruning.methods.hierarchical import HierarchicalParams, HierarchicalPruning
-from nas_prune.pruning.methods.importance import ImportanceParams, ImportancePruning, neuron_scores
+from nas_prune.pruning.methods.importance import ImportanceParams, ImportancePruning, unit_scores
 from nas_prune.pruning.methods.l1 import L1Params, L1Pruning
 from nas_prune.pruning.methods.magnitude import GlobalMagnitudePruning, MagnitudePruning
 from nas_prune.pruning.methods.threshold import ThresholdParams, ThresholdPruning
@@ -26,15 +26,20 @@ def linears(net: MLP) -> list[nn.Linear]:
 
 
 def wmask(net: MLP, i: int) -> torch.Tensor:
-    mask = net.weight_masks[i]
+    mask = net.prunable_layers()[i].mask
     assert mask is not None, f"layer {i} has no weight mask"
     return mask
 
 
 def nmask(net: MLP, i: int) -> torch.Tensor:
-    mask = net.neuron_masks[i]
+    mask = net.prunable_layers()[i].unit_mask
     assert mask is not None, f"hidden layer {i} has no neuron mask"
     return mask
+
+
+def has_masks(net: MLP) -> bool:
+    return any(layer.mask is not None or layer.unit_mask is not None
+               for layer in net.prunable_layers())
 
 
 def ctx(states: torch.Tensor | None = None) -> PruneContext:
@@ -76,6 +81,20 @@ W1 = [[0.2, -0.2, 0.4], [0.1, 0.2, -0.3]]  # Linear 3 -> 2; |0.2| three times
 )
 def test_n_to_prune(sparsity: float, n: int, expected: int) -> None:
     assert n_to_prune(sparsity, n) == expected
+
+
+@pytest.mark.parametrize(
+    ("hidden", "structured", "expected"),
+    [([64, 64], True, 2), ([64, 64], False, 3), ([8], True, 1), ([8], False, 2)],
+)
+def test_prunable_layer_count_draws_no_random_numbers(
+    hidden: list[int], structured: bool, expected: int
+) -> None:
+    torch.manual_seed(0)
+    ahead = torch.rand(4)
+    torch.manual_seed(0)
+    assert prunable_layer_count(hidden, structured) == expected
+    assert torch.equal(torch.rand(4), ahead)  # config validation leaves seeded runs alone
 
 
 def test_mask_lowest_breaks_ties_by_index() -> None:
@@ -199,7 +218,7 @@ L1_VS_L2 = [[[1.0, 1.0, 1.0, 1.0], [3.0, 0.0, 0.0, 0.0]], [[1.0, 1.0]]]
 )
 def test_importance_norm_criteria(criterion: str, scores: list[float], keep: list[bool]) -> None:
     net = hand_net([4, 2, 1], L1_VS_L2)
-    assert neuron_scores(net, criterion, ctx())[0].tolist() == pytest.approx(scores)
+    assert unit_scores(net, criterion, ctx())[0].tolist() == pytest.approx(scores)
     ImportancePruning(ImportanceParams(criterion=criterion)).prune(net, [0.5], ctx())  # type: ignore[arg-type]
     assert nmask(net, 0).tolist() == keep
     gone = keep.index(False)
@@ -215,7 +234,7 @@ TAYLOR_W = [[[1.0, 1.0], [-5.0, -5.0], [0.1, 0.1]], [[1.0, 1.0, 0.1]]]
 def test_taylor_drops_dead_neuron_where_l1_keeps_it() -> None:
     states = torch.rand(16, 2, generator=torch.Generator().manual_seed(0)) + 0.1
     net = hand_net([2, 3, 1], TAYLOR_W)
-    scores = neuron_scores(net, "taylor", ctx(states))[0]
+    scores = unit_scores(net, "taylor", ctx(states))[0]
     # |a * dJ/da| with J = the batch mean of the output: dJ/da = w_out / batch, a = w_in . x.
     a0 = states.sum(dim=1).mean().item()
     batch = len(states)
@@ -234,14 +253,14 @@ def test_taylor_needs_states(cls: type[PruningMethod]) -> None:
     method = cls(cls.Params(criterion="taylor"))
     with pytest.raises(ValueError, match="taylor.*states"):
         method.prune(net, [0.5, 0.5], ctx(None))
-    assert not net.has_masks()
+    assert not has_masks(net)
 
 
 @pytest.mark.parametrize("name", ["importance", "random_structured", "hierarchical"])
 def test_structured_keeps_one_neuron(name: str) -> None:
     net = MLP([4, 2, 3, 2])
     methods.get(name)().prune(net, [0.99, 0.99], ctx(torch.randn(8, 4)))
-    assert [int(m.sum()) for m in net.neuron_masks] == [1, 1]  # type: ignore[union-attr]
+    assert [int(nmask(net, i).sum()) for i in range(2)] == [1, 1]
     assert torch.isfinite(net(torch.randn(5, 4))).all()
 
 
@@ -289,7 +308,7 @@ def _seeded_net() -> MLP:
 
 
 def _neuron_masks(net: MLP) -> list[list[bool]]:
-    return [m.tolist() for m in net.neuron_masks]  # type: ignore[union-attr]
+    return [nmask(net, i).tolist() for i in range(len(net.hidden))]
 
 
 def test_hierarchical_one_shot_rescores_after_each_layer() -> None:

@@ -101,7 +101,7 @@ def test_policy_round_trip_acts_the_same(tmp_path: Path, sizes: list[int], activ
 def test_pruned_zeros_survive_the_round_trip(tmp_path: Path) -> None:
     net = _net()
     mask = (torch.arange(32).reshape(8, 4) % 3 == 0).float()
-    net.set_weight_mask(0, mask)
+    net.set_mask("layers.0", mask)
     save_policy(tmp_path, net, Head("q"))
     loaded, _ = load_policy(tmp_path)
     assert torch.equal(loaded.layers[0].weight == 0, mask == 0)

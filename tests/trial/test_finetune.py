@@ -77,7 +77,7 @@ def _random_masks(net: MLP, keep: float, seed: int) -> list[torch.Tensor]:
     """Mask each Linear's weights at random; return where the weights are now zero."""
     gen = torch.Generator().manual_seed(seed)
     for i, w in enumerate(_weights(net)):
-        net.set_weight_mask(i, (torch.rand(w.shape, generator=gen) < keep).float())
+        net.set_mask(f"layers.{i}", (torch.rand(w.shape, generator=gen) < keep).float())
     zeros = [w.detach() == 0 for w in _weights(net)]
     assert all(abs(float(z.float().mean()) - (1 - keep)) < 0.2 for z in zeros)
     return zeros

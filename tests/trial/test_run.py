@@ -59,9 +59,9 @@ def test_schedules_keep_pruned_weights_zero(schedule: str, mode: str) -> None:
                finetune={"steps": 300, "mode": mode})
     r = run_trial(cfg)
     net = r.policy
-    for layer, mask in zip(net.layers, net.weight_masks):
-        assert mask is not None
-        assert (layer.weight[mask == 0] == 0).all()
+    for layer in net.prunable_layers():
+        assert layer.mask is not None
+        assert (layer.weight[layer.mask == 0] == 0).all()
     if schedule == "gradual":
         assert r.metrics.layer_sparsity == pytest.approx([0.6] * 3, abs=0.01)
     else:  # iterative may stop early, never beyond the plan

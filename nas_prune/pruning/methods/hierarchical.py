@@ -5,11 +5,14 @@ from typing import Sequence
 
 from nas_prune.pruning.base import PruneContext, methods
 from nas_prune.pruning.methods.importance import ImportanceParams, ImportancePruning
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["HierarchicalParams", "HierarchicalPruning"]
 
 
 class HierarchicalParams(ImportanceParams):
-    """order: hidden-layer indices in pruning order (None: first hidden layer first)."""
+    """order: indices of the structured-prunable layers (an MLP's hidden layers) in pruning
+    order (None: the first layer first)."""
 
     order: list[int] | None = None
 
@@ -42,7 +45,7 @@ class HierarchicalPruning(ImportancePruning):
             targets[layer] = final[layer] * share
         return targets
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
         done = [0.0] * len(sparsity)
         for layer in self._order(len(sparsity)):
             done[layer] = sparsity[layer]

@@ -6,7 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nas_prune.pruning.base import methods
 from nas_prune.pruning.methods.magnitude import MagnitudePruning
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["L1Params", "L1Pruning"]
 
 
 class L1Params(BaseModel):
@@ -23,6 +25,7 @@ class L1Pruning(MagnitudePruning):
 
     Params = L1Params
 
-    def penalty(self, net: MLP) -> torch.Tensor | None:
+    def penalty(self, net: PrunableNet) -> torch.Tensor | None:
         coef = self.params.l1_coef  # type: ignore[attr-defined]
-        return coef * sum(layer.weight.abs().sum() for layer in net.linears())  # type: ignore[return-value]
+        return coef * sum(layer.weight.abs().sum()  # type: ignore[return-value]
+                          for layer in self.plan_layers(net))

@@ -6,18 +6,20 @@ from typing import Sequence
 import torch
 
 from nas_prune.pruning.base import PruneContext, PruningMethod, mask_lowest, methods, n_to_prune
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["GlobalMagnitudePruning", "MagnitudePruning"]
 
 
 @methods.register("magnitude")
 class MagnitudePruning(PruningMethod):
-    """Layer-wise: in each Linear, the smallest-|w| fraction ``sparsity[i]`` is removed."""
+    """Layer-wise: in each weight layer, the smallest-|w| fraction ``sparsity[i]`` goes."""
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
+        for layer, s in zip(self.plan_layers(net), sparsity):
             w = layer.weight
             k = n_to_prune(s, w.numel())
-            net.set_weight_mask(i, mask_lowest(w.abs(), k, net.weight_masks[i]))
+            net.set_mask(layer.name, mask_lowest(w.abs(), k, layer.mask))
 
 
 @methods.register("global_magnitude")
@@ -29,16 +31,16 @@ class GlobalMagnitudePruning(PruningMethod):
 
     global_plan = True
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        layers = net.linears()
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
+        layers = self.plan_layers(net)
         weights = [layer.weight.detach().abs().flatten().clone() for layer in layers]
         for w in weights:  # each layer keeps its largest weight: no layer is emptied
             w[w.argmax()] = float("inf")
         olds = [
-            torch.ones_like(w) if m is None else m.flatten()
-            for w, m in zip(weights, net.weight_masks)
+            torch.ones_like(w) if layer.mask is None else layer.mask.flatten()
+            for w, layer in zip(weights, layers)
         ]
         k = int(round(sum(s * w.numel() for s, w in zip(sparsity, weights))))
         mask = mask_lowest(torch.cat(weights), k, torch.cat(olds))
-        for i, part in enumerate(torch.split(mask, [w.numel() for w in weights])):
-            net.set_weight_mask(i, part.view_as(layers[i].weight))
+        for layer, part in zip(layers, torch.split(mask, [w.numel() for w in weights])):
+            net.set_mask(layer.name, part.view_as(layer.weight))

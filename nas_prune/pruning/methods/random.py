@@ -11,30 +11,32 @@ from nas_prune.pruning.base import (
     mask_lowest,
     methods,
     n_to_prune,
-    neuron_keep,
+    unit_keep,
 )
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["RandomPruning", "RandomStructuredPruning"]
 
 
 @methods.register("random")
 class RandomPruning(PruningMethod):
     """Remove a uniformly random ``sparsity[i]`` fraction of each layer's weights."""
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
+        for layer, s in zip(self.plan_layers(net), sparsity):
             scores = torch.rand(layer.weight.shape, generator=ctx.generator)
             k = n_to_prune(s, layer.weight.numel())
-            net.set_weight_mask(i, mask_lowest(scores, k, net.weight_masks[i]))
+            net.set_mask(layer.name, mask_lowest(scores, k, layer.mask))
 
 
 @methods.register("random_structured")
 class RandomStructuredPruning(PruningMethod):
-    """Remove a uniformly random ``sparsity[i]`` fraction of hidden layer i's neurons."""
+    """Remove a uniformly random ``sparsity[i]`` fraction of prunable layer i's units."""
 
     structured = True
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
-        for i, (n, s) in enumerate(zip(net.hidden, sparsity)):
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
+        for layer, s in zip(self.plan_layers(net), sparsity):
+            n = layer.n_units
             scores = torch.rand(n, generator=ctx.generator)
-            k = n_to_prune(s, n)
-            net.set_neuron_mask(i, neuron_keep(scores, k, net.neuron_masks[i]))
+            net.set_unit_mask(layer.name, unit_keep(scores, n_to_prune(s, n), layer.unit_mask))

@@ -7,7 +7,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from nas_prune.pruning.base import PruneContext, PruningMethod, mask_lowest, methods, n_to_prune
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["ThresholdParams", "ThresholdPruning"]
 
 
 class ThresholdParams(BaseModel):
@@ -27,14 +29,14 @@ class ThresholdPruning(PruningMethod):
 
     Params = ThresholdParams
 
-    def prune(self, net: MLP, sparsity: Sequence[float], ctx: PruneContext) -> None:
+    def prune(self, net: PrunableNet, sparsity: Sequence[float], ctx: PruneContext) -> None:
         theta = self.params.threshold  # type: ignore[attr-defined]
-        for i, (layer, s) in enumerate(zip(net.linears(), sparsity)):
+        for layer, s in zip(self.plan_layers(net), sparsity):
             w = layer.weight.detach()
-            old = net.weight_masks[i]
+            old = layer.mask
             if theta is None:
                 mask = mask_lowest(w.abs(), n_to_prune(s, w.numel()), old)
             else:
                 mask = (w.abs() >= theta).to(torch.float32)
                 mask = mask if old is None else mask * old
-            net.set_weight_mask(i, mask)
+            net.set_mask(layer.name, mask)

@@ -12,9 +12,11 @@ from nas_prune.rl.envs import check_spaces
 from nas_prune.rl.evaluation import EnvSpec
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP
+from nas_prune.rl.optim.flatnet import Penalty
 from nas_prune.util.registry import Registry
 
-Penalty = Callable[[MLP], "torch.Tensor | None"]
+__all__ = ["Agent", "AgentSpec", "Penalty", "Progress", "agents", "prefixed", "unprefixed"]
+
 Progress = Callable[[int], None]
 
 

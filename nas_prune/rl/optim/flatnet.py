@@ -15,34 +15,15 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import MLP, activations
+
+__all__ = ["FlatMLP", "FlatTrainer", "Penalty"]
 
 Tensor = torch.Tensor
-aten = torch.ops.aten
+# a regulariser on a net added to a training loss (None: none); PruningMethod.penalty is one
 Penalty = Callable[[MLP], "Tensor | None"]
-
-# activation name -> (forward, backward(grad_out, pre_activation, post_activation)); the
-# backward ops are the ones autograd itself runs for these activations.
-ACTIVATIONS: dict[str, tuple[Callable[[Tensor], Tensor],
-                             Callable[[Tensor, Tensor, Tensor], Tensor]]] = {
-    "relu": (torch.relu, lambda g, z, h: aten.threshold_backward(g, h, 0)),
-    "tanh": (torch.tanh, lambda g, z, h: aten.tanh_backward(g, h)),
-    "elu": (F.elu, lambda g, z, h: aten.elu_backward(g, 1.0, 1, 1, True, h)),
-    "gelu": (F.gelu, lambda g, z, h: aten.gelu_backward(g, z)),
-    "silu": (F.silu, lambda g, z, h: aten.silu_backward(g, z)),
-    "leaky_relu": (F.leaky_relu, lambda g, z, h: aten.leaky_relu_backward(g, z, 0.01, False)),
-}
-
-
-# numpy forms of the activations that have one, for acting on a few rows at a time, where
-# numpy's per-call overhead (~1 us) beats torch's (~5-20 us on these CPUs)
-NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "relu": lambda z: np.maximum(z, 0, out=z),
-    "tanh": lambda z: np.tanh(z, out=z),
-}
 
 
 class FlatMLP:
@@ -55,7 +36,9 @@ class FlatMLP:
 
     def __init__(self, net: MLP) -> None:
         self.net = net
-        self.act, self.act_backward = ACTIVATIONS[net.activation]
+        activation = activations.get(net.activation)
+        self.act, self.act_backward = activation.fn, activation.backward
+        self._act_numpy = activation.numpy
         self._w0 = net.linears()[0].weight  # the same Parameter object whatever its storage
         self._tape: list[tuple[Tensor, Tensor, Tensor]] = []
         self.bind()
@@ -76,7 +59,7 @@ class FlatMLP:
         activation has a numpy form, torch otherwise."""
         if self._w0.data_ptr() != self._ptr:
             self.bind()
-        act = NUMPY_ACTIVATIONS.get(self.net.activation)
+        act = self._act_numpy
         if act is None:
             return self.forward(torch.as_tensor(x, dtype=torch.float32)).numpy()
         h = x
@@ -129,7 +112,7 @@ class FlatMLP:
         self._tape = []
 
 
-def flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
+def _flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
     """Move each parameter's storage into a slice of ``data`` (and its ``.grad`` into the
     same slice of ``grad``), keeping the parameter objects and their values."""
     offset = 0
@@ -149,14 +132,15 @@ class FlatTrainer:
     evaluation work unchanged); only its storage moves into the buffer. The update is
     ``torch.optim.Adam``'s fused kernel over the whole buffer; the first net is the one a
     pruning penalty applies to.
+
+    Raises:
+        ValueError: a net's activation is not in ``nas_prune.rl.networks.activations``.
     """
 
     def __init__(self, nets: Sequence[MLP], extra: Sequence[nn.Parameter] = (), *,
                  lr: float, eps: float = 1e-8, max_grad_norm: float | None = None) -> None:
-        unsupported = sorted({n.activation for n in nets} - ACTIVATIONS.keys())
-        if unsupported:
-            raise ValueError(f"agent.activation: {unsupported[0]} has no backward here; "
-                             f"allowed: {', '.join(sorted(ACTIVATIONS))}")
+        for net in nets:  # refuse an unknown activation before moving any storage
+            activations.get(net.activation)
         # Adam's moments of a parameter whose gradient stays exactly zero (a dead ReLU unit,
         # a pruned weight) decay geometrically into denormal floats, which x86 CPUs compute
         # ~100x slower: this alone made DQN's fused Adam step 40% of its training time.
@@ -166,7 +150,7 @@ class FlatTrainer:
         self.params = [p for net in self.nets for p in net.parameters()] + self.extra
         total = sum(p.numel() for p in self.params)
         self.flat, self.grad = torch.zeros(total), torch.zeros(total)
-        flatten_into(self.params, self.flat, self.grad)
+        _flatten_into(self.params, self.flat, self.grad)
         self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
                        for p in self.params]
         self.mlps = {id(net): FlatMLP(net) for net in self.nets}
@@ -230,7 +214,7 @@ class FlatTrainer:
         # stay valid.
         if any(p.data_ptr() != ptr or p.grad is None or p.grad.data_ptr() != gptr
                for p, ptr, gptr in self._where):
-            flatten_into(self.params, self.flat, self.grad)
+            _flatten_into(self.params, self.flat, self.grad)
             for mlp in self.mlps.values():
                 mlp.bind()
 
