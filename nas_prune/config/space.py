@@ -6,8 +6,8 @@ from typing import Any, Protocol, Union
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from nas_prune.config.base import Strict, parse
-from nas_prune.config.trial import TrialConfig, parse_hidden
+from nas_prune.config.base import Strict
+from nas_prune.config.trial import TrialConfig, parse_hidden, with_picks
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 
@@ -135,8 +135,9 @@ def _sparsity(trial: Suggester, name: str, dim: SparsityDim) -> float:
     return round(1.0 - density, 6)
 
 
-def suggest(trial: Suggester, space: SearchSpace, base: dict[str, Any]) -> TrialConfig:
-    """Sample one TrialConfig: ``base`` (the sweep's fixed fields) plus the space's picks."""
+def suggest(trial: Suggester, space: SearchSpace, template: TrialConfig) -> TrialConfig:
+    """Sample one TrialConfig: ``template`` (the sweep's fixed fields, ``Sweep.template``)
+    with the space's picks of width and pruning."""
     method = str(_pick(trial, "method", space.method))
     hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
     n = prunable_layer_count(hidden, methods.get(method).structured)
@@ -152,14 +153,10 @@ def suggest(trial: Suggester, space: SearchSpace, base: dict[str, Any]) -> Trial
         "method": method, "sparsity": sparsity, "method_params": params,
         "schedule": _pick(trial, "schedule", space.schedule),
         "steps": _pick(trial, "pruning_steps", space.pruning_steps),
-        "finetune": {**base.get("finetune", {}),
-                     "mode": _pick(trial, "finetune_mode", space.finetune_mode),
+        "finetune": {"mode": _pick(trial, "finetune_mode", space.finetune_mode),
                      "steps": _pick(trial, "finetune_steps", space.finetune_steps)},
     }
-    data = {k: v for k, v in base.items() if k != "finetune"}
-    data["agent"] = {**data.get("agent", {}), "hidden": hidden}
-    data["pruning"] = {**data.get("pruning", {}), **pruning}
-    return parse(TrialConfig, data)  # type: ignore[no-any-return]
+    return with_picks(template, hidden=hidden, pruning=pruning)
 
 
 def check_method_params(space: SearchSpace) -> None:

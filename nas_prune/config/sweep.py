@@ -11,7 +11,13 @@ from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
 from nas_prune.config.space import SearchSpace, check_method_params, hidden_choices
-from nas_prune.config.trial import AgentConfig, EnvConfig, EvalConfig
+from nas_prune.config.trial import (
+    AgentConfig,
+    DistillSettings,
+    EnvConfig,
+    EvalConfig,
+    TrialConfig,
+)
 from nas_prune.pruning import methods
 from nas_prune.pruning.counting import count_dense
 
@@ -91,20 +97,13 @@ class EarlyStopConfig(Strict):
         return v
 
 
-class FinetuneDefaults(Strict):
-    """Distillation settings shared by every trial."""
-
-    lr: float = Field(default=1e-3, gt=0)
-    batch_size: int = Field(default=256, ge=1)
-
-
 class SweepConfig(Strict):
     """A sweep file. Paths (space, out) are relative to the sweep file's folder's cwd."""
 
     name: str
     env: EnvConfig = Field(default_factory=EnvConfig)
     agent: AgentConfig = Field(default_factory=AgentConfig)
-    finetune: FinetuneDefaults = Field(default_factory=FinetuneDefaults)
+    finetune: DistillSettings = Field(default_factory=DistillSettings)
     eval: EvalConfig = Field(default_factory=lambda: EvalConfig(episodes=20))
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     space: str
@@ -189,12 +188,16 @@ class Sweep:
         number (a sampled seed would let the search favour lucky ones)."""
         return self.config.seeds[index % len(self.config.seeds)]
 
-    def base(self) -> dict[str, Any]:
-        """The fixed part of every trial config (the space fills in the rest)."""
+    def template(self, index: int = 0) -> TrialConfig:
+        """The sweep's ``index``-th trial before the space picks its width and pruning:
+        env, agent, evaluation, threads, the trial's seed and the distillation settings.
+        ``config.space.suggest`` (and the baseline) fill in the rest with
+        ``config.trial.with_picks``."""
         c = self.config
-        return {"env": c.env.model_dump(), "agent": c.agent.model_dump(exclude={"hidden"}),
-                "eval": c.eval.model_dump(), "threads": c.threads, "seed": c.seeds[0],
-                "finetune": c.finetune.model_dump()}
+        return parse(TrialConfig, {  # type: ignore[no-any-return]
+            "env": c.env.model_dump(), "agent": c.agent.model_dump(), "eval": c.eval.model_dump(),
+            "threads": c.threads, "seed": self.seed_for(index),
+            "pruning": {"finetune": c.finetune.model_dump()}})
 
     def reference_params(self, obs_size: int, act_size: int) -> int:
         """Dense parameters of the reference architecture (the hypervolume's ref point)."""

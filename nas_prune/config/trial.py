@@ -5,7 +5,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from nas_prune.config.base import Strict, format_error
+from nas_prune.config.base import Strict, format_error, parse
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 from nas_prune.rl.agents import agents
@@ -95,13 +95,19 @@ class AgentConfig(Strict):
         return self
 
 
-class FinetuneConfig(Strict):
+class DistillSettings(Strict):
+    """Distillation's optimiser settings (fine-tune mode ``distill``); a sweep sets them
+    once for all its trials."""
+
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=256, ge=1)
+
+
+class FinetuneConfig(DistillSettings):
     """mode ``rl`` continues the agent's own training; ``distill`` imitates the dense teacher."""
 
     mode: Literal["rl", "distill"] = "rl"
     steps: int = Field(default=10_000, ge=0)
-    lr: float = Field(default=1e-3, gt=0)  # distillation only
-    batch_size: int = Field(default=256, ge=1)  # distillation only
 
 
 class PruningConfig(Strict):
@@ -158,6 +164,23 @@ class TrialConfig(Strict):
     def _plan_fits(self) -> TrialConfig:
         layer_sparsity(self)
         return self
+
+
+def with_picks(template: TrialConfig, *, hidden: list[int],
+               pruning: dict[str, Any]) -> TrialConfig:
+    """``template`` with a width and a pruning chosen (by a search space or a baseline):
+    the one place where a sweep's fixed fields and one trial's choices become a
+    TrialConfig. Fine-tune keys in ``pruning`` (mode, steps) go on top of the template's
+    distillation settings.
+
+    Raises:
+        ConfigError: the result does not validate (one line naming the field).
+    """
+    data = template.model_dump()
+    data["agent"]["hidden"] = list(hidden)
+    finetune = {**data["pruning"]["finetune"], **pruning.get("finetune", {})}
+    data["pruning"] = {**data["pruning"], "method_params": {}, **pruning, "finetune": finetune}
+    return parse(TrialConfig, data)  # type: ignore[no-any-return]
 
 
 def layer_sparsity(cfg: TrialConfig) -> list[float]:

@@ -8,10 +8,9 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from nas_prune.config.base import parse
 from nas_prune.config.space import Choice, Range, hidden_choices
 from nas_prune.config.sweep import Sweep
-from nas_prune.config.trial import TrialConfig
+from nas_prune.config.trial import TrialConfig, with_picks
 from nas_prune.results.study import BASELINE_SUFFIX
 from nas_prune.search import record
 from nas_prune.search.storage import create_study
@@ -28,15 +27,10 @@ def baseline_configs(sweep: Sweep) -> list[TrialConfig]:
     b, space = sweep.config.baseline, sweep.space
     hidden = sweep.config.reference_hidden or max(hidden_choices(space), key=sum)
     steps = b.finetune_steps if b.finetune_steps is not None else _largest(space.finetune_steps)
-    out = []
-    for s in b.sparsities:
-        data: dict[str, Any] = sweep.base()
-        finetune = {**data.pop("finetune"), "mode": b.finetune_mode, "steps": steps}
-        data["agent"] = {**data["agent"], "hidden": hidden}
-        data["pruning"] = {"method": b.method, "schedule": b.schedule, "sparsity": s,
-                           "finetune": finetune}
-        out.append(parse(TrialConfig, data))
-    return out
+    template = sweep.template(0)
+    return [with_picks(template, hidden=hidden, pruning={
+        "method": b.method, "schedule": b.schedule, "sparsity": s,
+        "finetune": {"mode": b.finetune_mode, "steps": steps}}) for s in b.sparsities]
 
 
 def _largest(dim: Any) -> int:

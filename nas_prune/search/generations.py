@@ -98,10 +98,10 @@ def sample_generation(sweep: Sweep, history: list[FrozenTrial], generation: int,
         memory.add_trial(create_trial(
             state=t.state, values=t.values if t.state == TrialState.COMPLETE else None,
             params=t.params, distributions=t.distributions, user_attrs={GENERATION_ATTR: g}))
-    drawn = []
+    drawn, template = [], sweep.template(0)
     for _ in range(size):
         trial = memory.ask()
-        suggest(trial, sweep.space, sweep.base())
+        suggest(trial, sweep.space, template)
         drawn.append(dict(trial.params))
     return drawn
 

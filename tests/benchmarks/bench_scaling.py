@@ -51,7 +51,7 @@ def _direct(sweep_file: Path, trials: int, dense_dir: Path) -> float:
     start = time.perf_counter()
     for _ in range(trials):
         t = study.ask()
-        cfg = suggest(t, sw.space, sw.base())
+        cfg = suggest(t, sw.space, sw.template())
         m = run_trial(cfg, cache_dir=dense_dir).metrics.as_dict()
         study.tell(t, [m["return_mean"], m["params_nonzero"]])
     return time.perf_counter() - start

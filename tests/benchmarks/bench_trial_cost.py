@@ -32,15 +32,12 @@ DEFAULT = "sweeps/cartpole_quick.yaml,sweeps/cartpole_ppo.yaml,sweeps/cartpole_d
 
 def _dense_walls(sw: Sweep, cache: Path) -> dict[tuple[int, ...], float]:
     """Train every width of the space into the cache; its from-scratch wall time."""
-    from nas_prune.config.trial import TrialConfig
+    from nas_prune.config.trial import with_picks
 
     walls = {}
     for hidden in hidden_choices(sw.space):
-        base = sw.base()
-        base.pop("finetune")  # sweep-level fine-tune defaults: space.suggest merges them
-        base["agent"] = {**base["agent"], "hidden": hidden}
         start = time.perf_counter()
-        obtain_dense(TrialConfig.model_validate(base), cache)
+        obtain_dense(with_picks(sw.template(), hidden=hidden, pruning={}), cache)
         walls[tuple(hidden)] = time.perf_counter() - start
     return walls
 
@@ -53,7 +50,7 @@ def bench(path: Path, trials: int, tmp: Path) -> list[str]:
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
     ratios, trial_walls = [], []
     for _ in range(trials):
-        cfg = suggest(study.ask(), sw.space, sw.base())
+        cfg = suggest(study.ask(), sw.space, sw.template())
         start = time.perf_counter()
         run_trial(cfg, cache_dir=cache)
         wall = time.perf_counter() - start

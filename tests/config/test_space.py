@@ -18,8 +18,10 @@ from nas_prune.config.space import (
 )
 from nas_prune.config.trial import TrialConfig, layer_sparsity
 
-BASE: dict[str, Any] = {"agent": {"name": "ppo", "train_steps": 1024}, "eval": {"episodes": 3},
-                        "seed": 7, "finetune": {"lr": 0.01, "batch_size": 32}}
+# the sweep's fixed part of a trial (Sweep.template): distillation settings included
+BASE = TrialConfig.model_validate({
+    "agent": {"name": "ppo", "train_steps": 1024}, "eval": {"episodes": 3}, "seed": 7,
+    "pruning": {"finetune": {"lr": 0.01, "batch_size": 32}}})
 
 
 def _space(**dims: Any) -> SearchSpace:
@@ -162,10 +164,10 @@ def test_defaults_ask_for_nothing_but_sparsity() -> None:
     assert (cfg.pruning.finetune.mode, cfg.pruning.finetune.steps) == ("rl", 10_000)
 
 
-def test_suggest_does_not_mutate_base() -> None:
-    base = {"agent": {"name": "ppo"}, "finetune": {"lr": 0.01}}
-    suggest(FixedTrial({}), _space(hidden="8", sparsity={"low": 0.5, "high": 0.5}), base)
-    assert base == {"agent": {"name": "ppo"}, "finetune": {"lr": 0.01}}
+def test_suggest_does_not_change_the_template() -> None:
+    before = BASE.model_dump()
+    cfg = suggest(FixedTrial({}), _space(hidden="8", sparsity={"low": 0.5, "high": 0.5}), BASE)
+    assert BASE.model_dump() == before and cfg.agent.hidden == [8] != BASE.agent.hidden
 
 
 # --- check_method_params ------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from nas_prune.config.base import ConfigError
 from nas_prune.config.sweep import Sweep, default_storage, load_sweep
-from nas_prune.config.trial import TrialConfig
+from nas_prune.config.trial import TrialConfig, with_picks
 from tests.conftest import write_yaml
 
 SPACE: dict[str, Any] = {"method": {"choices": ["magnitude", "importance"]},
@@ -58,19 +58,23 @@ def test_space_is_found_beside_the_sweep_file(tmp_path: Path,
     assert sw.space.method.choices == ["magnitude", "importance"]  # type: ignore[union-attr]
 
 
-def test_base_is_the_fixed_part_of_every_trial(tmp_path: Path) -> None:
+def test_template_is_the_fixed_part_of_every_trial(tmp_path: Path) -> None:
     sw = _load(tmp_path, agent={"name": "ppo", "train_steps": 2048, "hidden": [99]},
                seeds=[5, 6], threads=2, eval={"episodes": 7},
                finetune={"lr": 0.01, "batch_size": 32})
-    base = sw.base()
-    assert "hidden" not in base["agent"]  # the space picks the width
-    assert (base["seed"], base["threads"], base["eval"]["episodes"]) == (5, 2, 7)
-    assert base["finetune"] == {"lr": 0.01, "batch_size": 32}
-    # with a width and the pruning the space adds, it is a valid TrialConfig
-    data = {k: v for k, v in base.items() if k != "finetune"}
-    data["agent"] = {**data["agent"], "hidden": [8]}
-    cfg = TrialConfig.model_validate(data)
-    assert (cfg.agent.name, cfg.agent.train_steps, cfg.seed) == ("ppo", 2048, 5)
+    template = sw.template()
+    assert isinstance(template, TrialConfig)  # a TrialConfig, never a dict shaped like one
+    assert (template.seed, template.threads, template.eval.episodes) == (5, 2, 7)
+    assert sw.template(1).seed == 6 and sw.template(2).seed == 5  # seeds rotate by number
+    ft = template.pruning.finetune
+    assert (ft.lr, ft.batch_size) == (0.01, 32)
+    # with a width and the pruning a space picks: the distillation settings stay
+    cfg = with_picks(template, hidden=[8], pruning={
+        "method": "importance", "sparsity": 0.5, "finetune": {"mode": "distill", "steps": 64}})
+    assert (cfg.agent.name, cfg.agent.train_steps, cfg.seed, cfg.agent.hidden) == (
+        "ppo", 2048, 5, [8])
+    assert (cfg.pruning.finetune.mode, cfg.pruning.finetune.steps,
+            cfg.pruning.finetune.lr, cfg.pruning.finetune.batch_size) == ("distill", 64, 0.01, 32)
 
 
 @pytest.mark.parametrize(("reference", "params"), [

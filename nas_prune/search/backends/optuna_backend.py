@@ -110,11 +110,10 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, ...]]:
     from nas_prune.trial.run import TrialStopped, run_trial
 
     def run(trial: optuna.Trial) -> tuple[float, ...]:
-        base = {**sweep.base(), "seed": sweep.seed_for(trial.number)}
         out = sweep.trial_dir(trial.number)
         cfg = None
         try:
-            cfg = suggest(trial, sweep.space, base)
+            cfg = suggest(trial, sweep.space, sweep.template(trial.number))
             # written before the run, so a failed trial keeps its config and folder
             record.write_running(trial, cfg, str(out.resolve()))
             result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out,

@@ -47,9 +47,8 @@ class DefineByRun:
         self.drawn = 0  # seeds rotate by draw order (saved with the searcher's state)
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        base = {**self.sweep.base(), "seed": self.sweep.seed_for(self.drawn)}
+        cfg = suggest(trial, self.sweep.space, self.sweep.template(self.drawn))
         self.drawn += 1
-        cfg = suggest(trial, self.sweep.space, base)
         return {"trial_config": json.dumps(cfg.model_dump(mode="json"))}
 
 
