@@ -16,12 +16,15 @@ import numpy as np
 from nas_prune.config.base import load_yaml, parse
 from nas_prune.config.sweep import SAFE_NAME, Sweep, load_sweep
 from nas_prune.config.trial import TrialConfig
-from nas_prune.results.pareto import bootstrap_ci, iqm
+from nas_prune.results.stats import bootstrap_ci, iqm
 from nas_prune.rl.evaluation import evaluate
 from nas_prune.trial.artifacts import load_policy
 from nas_prune.trial.dense_cache import env_spec
 from nas_prune.trial.metrics import TrialMetrics
 from nas_prune.util.files import check_writable
+
+__all__ = ["Merge", "baseline", "baseline_for", "best", "evaluate_dir", "load_trial_config",
+           "report", "seed_summary", "sweep", "trial", "worker"]
 
 Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 

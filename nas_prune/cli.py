@@ -7,6 +7,9 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 
+__all__ = ["app", "baseline", "best", "evaluate", "fail", "guarded", "main", "report",
+           "sweep", "trial", "worker"]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Search small, fast deep-RL policies: prune, fine-tune, Pareto-report.")
 

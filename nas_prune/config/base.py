@@ -7,6 +7,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+__all__ = ["ConfigError", "Strict", "dump_yaml", "format_error", "load_yaml", "parse"]
+
 
 class Strict(BaseModel):
     """Frozen, and a typo'd key is an error rather than silently dropped."""

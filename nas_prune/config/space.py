@@ -93,6 +93,15 @@ class SearchSpace(Strict):
         return v
 
     @model_validator(mode="after")
+    def _integer_ranges(self) -> SearchSpace:
+        # a float range for a count would pass here and fail every trial the sampler draws
+        for name in ("pruning_steps", "finetune_steps"):
+            dim = getattr(self, name)
+            if isinstance(dim, Range) and not dim.int:
+                raise ValueError(f"{name}: a count; write its range with int: true")
+        return self
+
+    @model_validator(mode="after")
     def _known_methods(self) -> SearchSpace:
         for name in _values(self.method):
             if str(name) not in methods:

@@ -19,7 +19,11 @@ from nas_prune.config.trial import (
     TrialConfig,
 )
 from nas_prune.pruning import methods
+from nas_prune.pruning.base import check_sparsity
 from nas_prune.pruning.counting import count_dense
+
+__all__ = ["BaselineConfig", "EarlyStopConfig", "OBJECTIVES", "ReevalConfig", "SAFE_NAME",
+           "Sweep", "SweepConfig", "TRIAL_FIELDS", "default_storage", "load_sweep"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # (metric, direction) of the study's objectives, in order
@@ -58,9 +62,9 @@ class BaselineConfig(Strict):
     @field_validator("sparsities")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
-        if not v or any(not 0 <= s < 1 for s in v):
-            raise ValueError(f"baseline.sparsities: need values in [0, 1), got {v}")
-        return v
+        if not v:
+            raise ValueError("baseline.sparsities: need one or more values in [0, 1)")
+        return [check_sparsity(s, "baseline.sparsities") for s in v]
 
 
 class EarlyStopConfig(Strict):

@@ -11,10 +11,13 @@ import optuna
 import pandas as pd
 
 from nas_prune.config.trial import TrialConfig
-from nas_prune.results import pareto
+from nas_prune.results import stats
 from nas_prune.rl.evaluation import evaluate
 from nas_prune.trial.artifacts import load_policy, sha256_file
 from nas_prune.trial.dense_cache import env_spec
+
+__all__ = ["REEVAL_ATTR", "REEVAL_STREAM", "reeval_policy", "reevaluate", "verify_checkpoints",
+           "with_reeval"]
 
 REEVAL_ATTR = "reeval"
 
@@ -54,9 +57,9 @@ def reeval_policy(directory: Path, *, seeds: int, episodes: int) -> dict[str, An
                        stream=REEVAL_STREAM)
         returns.extend(res.returns)
     arr = np.asarray(returns)
-    lo, hi = pareto.bootstrap_ci(arr, stat="iqm")
+    lo, hi = stats.bootstrap_ci(arr, stat="iqm")
     spec = json.loads((directory / "policy.json").read_text())
-    return {"mean": float(arr.mean()), "iqm": float(pareto.iqm(arr)), "ci_lo": lo, "ci_hi": hi,
+    return {"mean": float(arr.mean()), "iqm": float(stats.iqm(arr)), "ci_lo": lo, "ci_hi": hi,
             "n": int(arr.size), "sha256": spec.get("sha256")}
 
 

@@ -14,6 +14,9 @@ from optuna.trial import FrozenTrial, TrialState
 from nas_prune.results import pareto
 from nas_prune.search.record import read as read_record
 
+__all__ = ["BASELINE_SUFFIX", "CORE_COLUMNS", "SWEEP_ATTR", "complete", "dense_points",
+           "front_of", "hypervolumes", "trial_row", "trials_frame"]
+
 SWEEP_ATTR = "sweep"  # study user attr: what the report needs without the sweep file
 BASELINE_SUFFIX = ".baseline"
 CORE_COLUMNS = ["number", "state", "params_nonzero", "params_dense", "return_mean",

@@ -22,6 +22,8 @@ from nas_prune.results.study import (
 )
 from nas_prune.search.storage import is_local, load_study, storage_file
 
+__all__ = ["Summary", "relocate", "report_dir", "summarize", "sweep_info"]
+
 
 @dataclass(frozen=True)
 class Summary:

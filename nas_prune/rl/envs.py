@@ -10,6 +10,9 @@ import numpy as np
 from gymnasium.vector import SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers import TimeLimit
 
+__all__ = ["act_dim", "check_env_id", "check_spaces", "count_env_steps", "env_steps_taken",
+           "episode_seeds", "make_env", "make_vec_env", "obs_dim"]
+
 _taken = [0]  # env steps taken in this process, by every env made here
 
 

@@ -7,10 +7,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nas_prune.results.pareto import iqm
+from nas_prune.results.stats import iqm
 from nas_prune.rl.envs import count_env_steps, episode_seeds, make_vec_env
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP
+
+__all__ = ["ActFn", "EnvSpec", "EvalResult", "MAX_EVAL_STEPS", "evaluate", "evaluate_fn"]
 
 MAX_EVAL_STEPS = 100_000  # per episode: an env without a time limit must not hang a sweep
 ActFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]

@@ -9,6 +9,8 @@ import torch
 
 from nas_prune.rl.networks import MLP
 
+__all__ = ["HEADS", "Head", "act"]
+
 HEADS = ("q", "categorical", "gaussian")
 
 

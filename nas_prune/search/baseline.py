@@ -15,6 +15,8 @@ from nas_prune.results.study import BASELINE_SUFFIX
 from nas_prune.search import record
 from nas_prune.search.storage import create_study
 
+__all__ = ["baseline_configs", "baseline_study", "run_baseline"]
+
 
 def baseline_study(sweep: Sweep) -> optuna.Study:
     """Create or open the baseline's study (same storage, name + '.baseline')."""

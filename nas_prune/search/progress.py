@@ -11,6 +11,8 @@ from nas_prune.results.study import complete, front_of, trials_frame
 from nas_prune.search import record
 from nas_prune.search.storage import count_states
 
+__all__ = ["BUDGETS", "Log", "ProgressLine"]
+
 BUDGETS = (0.01, 0.05, 0.10)  # fractions of the reference parameters shown in progress
 
 

@@ -16,6 +16,10 @@ from optuna.trial import TrialState
 
 from nas_prune.config.sweep import OBJECTIVES
 
+__all__ = ["DIRECTIONS", "RDB_SCHEMES", "count_states", "create_study", "find_study", "is_local",
+           "load_study", "lock_path", "n_finished", "open_storage", "repair_journal",
+           "storage_file", "storage_lock"]
+
 DIRECTIONS: list[Literal["maximize", "minimize"]] = [
     "maximize" if d == "maximize" else "minimize" for _, d in OBJECTIVES]
 RDB_SCHEMES = ("sqlite://", "postgresql", "mysql")

@@ -11,8 +11,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nas_prune.rl.heads import HEADS, Head
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import MLP, activations
 from nas_prune.util.files import atomic_path
+
+__all__ = ["CheckpointError", "POLICY_SPEC", "POLICY_WEIGHTS", "load_policy", "load_tensors",
+           "save_policy", "save_tensors", "sha256_file"]
 
 POLICY_WEIGHTS = "policy.safetensors"
 POLICY_SPEC = "policy.json"
@@ -97,4 +100,7 @@ def _read_spec(path: Path) -> dict[str, Any]:
             or not isinstance(spec.get("activation"), str) or not isinstance(head, dict)):
         raise CheckpointError(f"checkpoint: {path} needs sizes (positive ints), activation "
                               f"and head")
+    if spec["activation"] not in activations:
+        raise CheckpointError(f"checkpoint: {path} names an unknown activation "
+                              f"{spec['activation']!r}; allowed: {', '.join(activations.names())}")
     return spec

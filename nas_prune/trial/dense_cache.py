@@ -20,6 +20,9 @@ from nas_prune.rl.networks import MLP
 from nas_prune.trial.artifacts import load_tensors, save_tensors
 from nas_prune.trial.finetune import SnapshotKeeper
 
+__all__ = ["DENSE_FILE", "Dense", "build_agent", "dense_evaluation", "dense_key", "env_spec",
+           "obtain_dense", "train_dense"]
+
 DENSE_FILE = "dense.safetensors"
 
 

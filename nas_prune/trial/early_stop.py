@@ -3,7 +3,8 @@ several objectives). Two checks, each recorded with the trial's partial metrics:
 
 - size check: right after its last pruning step a trial's nonzero parameter count is final;
   if a finished trial with fewer parameters already scored the return's upper bound
-  (``max_return``), this trial is dominated whatever it scores, and stops before the rest
+  (``early_stop.return_upper_bound``; not ``max_return``, which is only the top of the
+  hypervolume box), this trial is dominated whatever it scores, and stops before the rest
   of its fine-tuning and evaluation. Free and certain.
 - rungs: at fractions of the fine-tuning budget a trial reports (params_nonzero, return on
   a few selection episodes); a point dominated by enough finished trials' points at the
@@ -18,6 +19,9 @@ from nas_prune.pruning.counting import count
 from nas_prune.results.pareto import dominates
 from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.trial.finetune import selection_eval
+
+__all__ = ["Decide", "EarlyStop", "RungMonitor", "RungPoint", "SIZE_CHECK", "SizeDecide",
+           "dominated_count"]
 
 RungPoint = tuple[float, float]  # (params_nonzero, return)
 Decide = Callable[[int, RungPoint], bool]  # True: stop the trial here

@@ -16,6 +16,9 @@ from nas_prune.rl.heads import act
 from nas_prune.rl.networks import MLP
 from nas_prune.rl.optim.flatnet import FlatMLP, FlatTrainer
 
+__all__ = ["DISTILL_BUFFER", "DISTILL_ENVS", "DISTILL_EPS", "DISTILL_ROLLOUT", "SnapshotKeeper",
+           "distill", "finetune", "selection_eval"]
+
 DISTILL_ENVS = 8
 DISTILL_ROLLOUT = 32  # env steps per env between gradient rounds
 DISTILL_EPS = 0.1  # random actions while collecting (discrete), for state coverage

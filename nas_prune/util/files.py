@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+__all__ = ["atomic_path", "check_writable", "write_text"]
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable, Generic, TypeVar
 
+__all__ = ["Registry"]
+
 T = TypeVar("T")
 
 

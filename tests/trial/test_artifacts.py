@@ -190,9 +190,6 @@ def test_bias_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
         load_policy(tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="an unknown activation in policy.json escapes as the "
-                   "config error `agent.activation: unknown activation ...`, not a "
-                   "CheckpointError naming the checkpoint")
 def test_unknown_activation_in_the_spec_is_a_checkpoint_error(tmp_path: Path) -> None:
     save_policy(tmp_path, _net(), Head("q"))
     _tamper_spec(activation="bogus")(tmp_path)

@@ -10,6 +10,9 @@ import pandas as pd
 
 from nas_prune.results.report.data import ReportData, Row, has_values, knee_row, state_counts
 
+__all__ = ["HTML_COLUMNS", "MISSING", "RIGHT_ALIGNED", "TERMINAL_COLUMNS", "as_float", "as_text",
+           "cell", "fmt", "interval", "summary_lines", "visible_columns"]
+
 MISSING = "-"
 
 # Table columns as (header, cell key); cell renders each key.

@@ -11,6 +11,10 @@ import pandas as pd
 
 from nas_prune.results.pareto import knee_index
 
+__all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
+           "has_values", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
+           "state_counts"]
+
 Row = Mapping[str, Any]
 X_LABEL = "parameters (nonzero, deployed policy)"
 Y_LABEL = "return (mean)"

@@ -34,6 +34,8 @@ from nas_prune.results.report.data import (
     sorted_front,
 )
 
+__all__ = ["html_report"]
+
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure as PlotlyFigure
 

@@ -19,6 +19,8 @@ from nas_prune.results.report.data import (
     reeval_points,
 )
 
+__all__ = ["png_report"]
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 

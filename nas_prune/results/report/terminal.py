@@ -14,6 +14,8 @@ from nas_prune.results.report.cells import (
 )
 from nas_prune.results.report.data import ReportData, sorted_front
 
+__all__ = ["terminal_table"]
+
 
 def terminal_table(data: ReportData) -> str:
     """Return the front as a plain-text rich table, then hypervolume and state-count lines."""

@@ -23,6 +23,8 @@ from nas_prune.rl.networks import MLP
 from nas_prune.rl.optim.flatnet import FlatMLP, FlatTrainer
 from nas_prune.rl.optim.losses import cross_entropy_grad, huber_q_grad
 
+__all__ = ["DQNAgent", "DQNHyper", "ReplayBuffer"]
+
 
 class DQNHyper(BaseModel):
     """Defaults: rl-zoo's tuned CartPole-v1 DQN (train_freq and target sync in env steps)."""

@@ -28,6 +28,8 @@ from nas_prune.rl.optim.losses import (
     ppo_gaussian_grad,
 )
 
+__all__ = ["PPOAgent", "PPOHyper"]
+
 
 class PPOHyper(BaseModel):
     """Defaults: rl-zoo's tuned CartPole-v1 PPO (lr and clip range decay linearly to 0)."""

@@ -3,10 +3,11 @@ backward pass, and one clip + Adam + mask step over the whole buffer.
 
 Why: at RL batch sizes (64-256 rows) a gradient step on a small MLP is dominated by per-op
 overhead (the autograd graph, per-parameter optimizer and clipping work), not by arithmetic
-(issue #6, measured in ``tests/benchmarks/bench_step.py``). Agents compute the gradient of
-their loss with respect to the network's output (``nas_prune.losses``, checked against
-autograd in the tests), ``FlatMLP.backward`` writes each layer's gradient straight into the
-flat gradient buffer, and ``FlatTrainer.step`` clips and updates that buffer in one go.
+(profiled with py-spy; the resulting speed is measured by ``tests/benchmarks/bench_dense``).
+Agents compute the gradient of their loss with respect to the network's output
+(``nas_prune.rl.optim.losses``, checked against autograd in the tests), ``FlatMLP.backward``
+writes each layer's gradient straight into the flat gradient buffer, and
+``FlatTrainer.step`` clips and updates that buffer in one go.
 """
 from __future__ import annotations
 

@@ -12,6 +12,9 @@ import math
 
 import numpy as np
 
+__all__ = ["Array", "LOG_2PI", "cross_entropy_grad", "huber_q_grad", "kl_grad", "log_softmax",
+           "mse_grad", "normalized", "ppo_categorical_grad", "ppo_gaussian_grad", "surrogate_grad"]
+
 Array = np.ndarray
 LOG_2PI = math.log(2 * math.pi)
 

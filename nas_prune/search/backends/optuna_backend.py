@@ -25,6 +25,9 @@ from nas_prune.search.storage import is_local, load_study, lock_path, n_finished
 from nas_prune.search.sweep import population_of
 from nas_prune.trial.early_stop import dominated_count
 
+__all__ = ["make_sampler", "objective", "open_sweep_study", "optimize", "recover_stale",
+           "run_sweep", "run_workers"]
+
 if TYPE_CHECKING:
     from nas_prune.trial.run import Rungs  # noqa: F401
 

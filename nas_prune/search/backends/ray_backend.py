@@ -24,6 +24,8 @@ from nas_prune.search.storage import create_study, open_storage
 from nas_prune.search.sweep import population_of
 from nas_prune.trial.metrics import TrialMetrics
 
+__all__ = ["DefineByRun", "METRICS", "MODES", "RAY_ID", "run_ray"]
+
 RAY_ID = "ray_trial_id"
 METRICS = [name for name, _ in OBJECTIVES]
 MODES = [d[:3] for _, d in OBJECTIVES]  # Tune's "max" / "min"
