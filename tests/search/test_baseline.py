@@ -52,7 +52,6 @@ def test_one_config_per_sparsity(tmp_path: Path) -> None:
     (256, None, 256),
     ({"choices": [128, 512, 256]}, None, 512),  # the largest budget the space can pick
     ({"low": 100, "high": 300, "int": True}, None, 300),
-    ({"low": 100, "high": 300}, None, 300),
     ({"choices": [128, 512]}, 64, 64),  # baseline.finetune_steps wins
     ({"choices": [128, 512]}, 0, 0),
 ])
