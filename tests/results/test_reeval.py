@@ -1,0 +1,56 @@
+"""Re-evaluation of saved policies on fresh seeds: repeatable, cached in the study by
+checkpoint SHA-256, and refused for a checkpoint that changed after its trial."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from nas_prune import TrialConfig, run_trial
+from nas_prune.results.reeval import (
+    REEVAL_ATTR,
+    reeval_policy,
+    reevaluate,
+    verify_checkpoints,
+    with_reeval,
+)
+from tests.conftest import TINY_PPO
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("reeval") / "00000"
+    m = run_trial(TrialConfig.model_validate(TINY_PPO), out=out).metrics
+    assert m.policy_sha256 is not None
+    return out, m.policy_sha256
+
+
+def test_same_policy_same_seeds_same_figures(saved: tuple[Path, str]) -> None:
+    out, sha = saved
+    a = reeval_policy(out, seeds=2, episodes=3)
+    assert a == reeval_policy(out, seeds=2, episodes=3)
+    assert a["n"] == 6 and a["sha256"] == sha and a["ci_lo"] <= a["iqm"] <= a["ci_hi"]
+
+
+def test_results_are_cached_in_the_study_by_checkpoint(saved: tuple[Path, str]) -> None:
+    out, sha = saved
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rows = pd.DataFrame({"number": [0], "out_dir": [str(out)], "policy_sha256": [sha]})
+    store = reevaluate(study, rows, seeds=1, episodes=2)
+    assert study.user_attrs[REEVAL_ATTR] == store and store["0"]["n"] == 2
+    study.set_user_attr(REEVAL_ATTR, {"0": {**store["0"], "mean": -1.0}})  # a marker
+    assert reevaluate(study, rows, seeds=1, episodes=2)["0"]["mean"] == -1.0  # reused
+    assert reevaluate(study, rows, seeds=1, episodes=3)["0"]["n"] == 3  # other budget: redone
+    assert with_reeval(rows, store).loc[0, "reeval_episodes"] == 2
+
+
+def test_a_changed_checkpoint_is_refused(saved: tuple[Path, str], tmp_path: Path) -> None:
+    out, sha = saved
+    rows = pd.DataFrame({"number": [0], "out_dir": [str(out)], "policy_sha256": ["0" * 64]})
+    with pytest.raises(ValueError, match="does not match its recorded SHA-256"):
+        verify_checkpoints(rows)
+    missing = rows.assign(out_dir=str(tmp_path / "nowhere"), policy_sha256=sha)
+    with pytest.raises(ValueError, match="is missing"):
+        verify_checkpoints(missing)
