@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 import yaml
 
 from nas_prune.config.sweep import load_sweep
@@ -43,7 +44,9 @@ def _variant(src: Path, tmp: Path, *, name: str, seed: int, args: argparse.Names
     return path
 
 
-def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
+def timed_sweep(path: Path, dense: Path | None) -> tuple[optuna.Study, float]:
+    """Run a sweep file's trials (no baseline, no report) with ``dense`` copied in as its
+    dense cache; return its study and the trials' wall time (shared with bench_reproducible)."""
     sw = load_sweep(path)
     if dense is not None:
         shutil.copytree(dense, sw.dense_cache)
@@ -51,7 +54,12 @@ def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
     start = time.perf_counter()
     run_sweep(sw)
     wall = time.perf_counter() - start
-    study = load_study(sw.storage, sw.study)
+    return load_study(sw.storage, sw.study), wall
+
+
+def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float]:
+    study, wall = timed_sweep(path, dense)
+    sw = load_sweep(path)
     df = trials_frame(study)
     steps = float(df["trial_env_steps"].fillna(0).sum())
     hv = hypervolumes(front_of(complete(df)), df.iloc[0:0], {

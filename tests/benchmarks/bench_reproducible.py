@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,7 @@ import yaml
 
 from nas_prune.config.sweep import load_sweep
 from nas_prune.results.study import complete, front_of, trials_frame
-from nas_prune.search.backends.optuna_backend import run_sweep
-from nas_prune.search.storage import load_study
-from nas_prune.search.sweep import claim_study
+from tests.benchmarks.bench_early_stop import timed_sweep
 
 
 def _variant(src: Path, tmp: Path, name: str, *, reproducible: bool,
@@ -40,14 +37,7 @@ def _variant(src: Path, tmp: Path, name: str, *, reproducible: bool,
 
 
 def _run(path: Path, dense: Path | None) -> tuple[float, float, int, float, int, str]:
-    sw = load_sweep(path)
-    if dense is not None:
-        shutil.copytree(dense, sw.dense_cache)
-    claim_study(sw, sw.config.trials)
-    start = time.perf_counter()
-    run_sweep(sw)
-    wall = time.perf_counter() - start
-    study = load_study(sw.storage, sw.study)
+    study, wall = timed_sweep(path, dense)
     # the trials' own span: first start to last finish (worker start-up excluded)
     span = (max(t.datetime_complete for t in study.trials if t.datetime_complete)
             - min(t.datetime_start for t in study.trials if t.datetime_start)).total_seconds()
