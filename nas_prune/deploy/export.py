@@ -25,7 +25,7 @@ from nas_prune.rl.envs import episode_seeds
 from nas_prune.rl.evaluation import evaluate_fn, visited_states
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP
-from nas_prune.trial.artifacts import POLICY_SPEC, load_policy
+from nas_prune.trial.artifacts import POLICY_SPEC, POLICY_WEIGHTS, load_policy
 from nas_prune.trial.dense_cache import env_spec
 from nas_prune.util.files import atomic_path
 
@@ -58,6 +58,10 @@ def load_trial(directory: Path) -> TrialPolicy:
     """
     if not directory.is_dir():
         raise DeployError(f"export: {directory} is not a trial folder (no such directory)")
+    names = ("config.yaml", POLICY_SPEC, POLICY_WEIGHTS)
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise DeployError(f"export: {directory} is not a trial folder (no {', '.join(missing)})")
     cfg: TrialConfig = parse(TrialConfig, load_yaml(directory / "config.yaml"))
     net, head = load_policy(directory)
     return TrialPolicy(net, head, cfg, json.loads((directory / POLICY_SPEC).read_text()))
