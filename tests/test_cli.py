@@ -39,6 +39,25 @@ def test_trial_from_flags_writes_everything_and_evaluate_repeats(tmp_path: Path)
     assert json.loads(ev.output)["returns"] == m["returns"]
 
 
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_minatar_trial_smoke(tmp_path: Path, agent: str) -> None:
+    """A MinAtar id from the [games] extra, no registration code: (10, 10, 4) bool frames
+    flattened for the MLP; evaluate repeats the trial's returns."""
+    pytest.importorskip("minatar")
+    out = tmp_path / agent
+    res = runner.invoke(app, ["trial", "--env", "MinAtar/Breakout-v1", "--agent", agent,
+                              "--hidden", "16", "--train-steps", "600", "--finetune-steps",
+                              "100", "--episodes", "2", "--sparsity", "0.5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = _json_line(res.output)
+    assert m["env_id"] == "MinAtar/Breakout-v1"
+    # the deployed policy: 400 inputs -> 16 -> 3 actions (PPO's critic is training-only)
+    assert m["params_dense"] == (400 * 16 + 16) + (16 * 3 + 3)
+    ev = runner.invoke(app, ["evaluate", str(out)])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["returns"] == m["returns"]
+
+
 def test_trial_from_yaml_with_per_layer_sparsity(tmp_path: Path) -> None:
     cfg = write_yaml(tmp_path / "c.yaml", TINY_PPO)
     res = runner.invoke(app, ["trial", str(cfg), "--method", "magnitude", "--sparsity",
