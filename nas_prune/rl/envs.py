@@ -2,7 +2,9 @@
 packages that register on request), observation flattening, space checks, seeding."""
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -13,7 +15,7 @@ from gymnasium.wrappers import TimeLimit
 
 __all__ = ["PLUGINS", "act_dim", "check_env_id", "check_spaces", "count_env_steps",
            "env_steps_taken", "episode_seeds", "flat_observations", "make_env", "make_vec_env",
-           "obs_dim"]
+           "obs_dim", "observation_shape"]
 
 _taken = [0]  # env steps taken in this process, by every env made here
 
@@ -113,6 +115,27 @@ def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
 
 def _make_uncounted(env_id: str, kwargs: dict[str, Any] | None,
                     max_episode_steps: int | None) -> gym.Env:
+    return flat_observations(_make_raw(env_id, kwargs, max_episode_steps))
+
+
+@functools.lru_cache(maxsize=64)
+def _raw_shape(env_id: str, kwargs_json: str) -> tuple[int, ...]:
+    env = _make_raw(env_id, json.loads(kwargs_json), None)
+    try:
+        space = env.observation_space
+        return tuple(int(x) for x in space.shape or ())
+    finally:
+        env.close()
+
+
+def observation_shape(env_id: str, kwargs: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """The env's observation shape before ``flat_observations`` (an image stays (H, W, C)):
+    what chooses and builds a CNN. Cached per id and kwargs (the env is made once)."""
+    return _raw_shape(env_id, json.dumps(kwargs or {}, sort_keys=True, default=str))
+
+
+def _make_raw(env_id: str, kwargs: dict[str, Any] | None,
+              max_episode_steps: int | None) -> gym.Env:
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         target = _resolve(env_id)
@@ -122,7 +145,7 @@ def _make_uncounted(env_id: str, kwargs: dict[str, Any] | None,
             env = target(**kwargs)
             if max_episode_steps is not None:
                 env = TimeLimit(env, max_episode_steps)
-    return flat_observations(env)
+    return env
 
 
 def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
