@@ -12,12 +12,12 @@ import numpy as np
 from nas_prune.deploy.onnx import INPUT, require, to_onnx
 
 if TYPE_CHECKING:
-    from nas_prune.rl.networks import MLP
+    from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["int8_onnx"]
 
 
-def int8_onnx(net: MLP, calibration_obs: np.ndarray | None = None) -> bytes:
+def int8_onnx(net: PrunableNet, calibration_obs: np.ndarray | None = None) -> bytes:
     """The policy as an int8 ONNX model.
 
     Args:

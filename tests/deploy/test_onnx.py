@@ -11,11 +11,12 @@ pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 from nas_prune.deploy.export import CHECK_ATOL, CHECK_RTOL  # noqa: E402
-from nas_prune.deploy.onnx import INPUT, OUTPUT, DeployError, _export, to_onnx  # noqa: E402
+from nas_prune.deploy.onnx import INPUT, OUTPUT, DeployError, _export, obs_size, to_onnx  # noqa: E402
 from nas_prune.deploy.session import session  # noqa: E402
 from nas_prune.pruning import PruneContext, methods  # noqa: E402
 from nas_prune.pruning.surgery import shrink  # noqa: E402
-from nas_prune.rl.networks import MLP, activations  # noqa: E402
+from nas_prune.rl.cnn import CNN  # noqa: E402
+from nas_prune.rl.networks import MLP, PrunableNet, activations  # noqa: E402
 
 
 def _pruned(sizes: list[int], *, shrunk: bool) -> MLP:
@@ -26,28 +27,41 @@ def _pruned(sizes: list[int], *, shrunk: bool) -> MLP:
     return shrink(net) if shrunk else net
 
 
-def _nets() -> list[tuple[str, MLP]]:
+def _cnn(*, channels_last: bool, pruned: bool) -> PrunableNet:
+    torch.manual_seed(2)
+    net = CNN((3, 10, 9), [8, 6], [3, 2], [1, 2], [16], 5, channels_last=channels_last)
+    if not pruned:
+        return net
+    methods.get("importance")().prune(net, [0.5] * len(net.prunable_layers()[:-1]) + [0.0],
+                                      PruneContext(torch.Generator().manual_seed(0)))
+    return shrink(net)
+
+
+def _nets() -> list[tuple[str, PrunableNet]]:
     torch.manual_seed(0)
-    nets = [(f"{act}-4x64x64x2", MLP([4, 64, 64, 2], act)) for act in activations.names()]
+    nets: list[tuple[str, PrunableNet]] = [
+        (f"{act}-4x64x64x2", MLP([4, 64, 64, 2], act)) for act in activations.names()]
     nets += [("linear-3x1", MLP([3, 1])), ("deep-3x5x7x9x17", MLP([3, 5, 7, 9, 17], "tanh")),
              ("masked-8x32x32x4", _pruned([8, 32, 32, 4], shrunk=False)),
-             ("shrunk-8x32x32x4", _pruned([8, 32, 32, 4], shrunk=True))]
+             ("shrunk-8x32x32x4", _pruned([8, 32, 32, 4], shrunk=True)),
+             ("cnn-hwc", _cnn(channels_last=True, pruned=False)),
+             ("cnn-chw-shrunk", _cnn(channels_last=False, pruned=True))]
     return nets
 
 
-def _outputs(net: MLP, model: bytes, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    x = np.random.default_rng(batch).standard_normal((batch, net.sizes[0]), dtype=np.float32)
+def _outputs(net: PrunableNet, model: bytes, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.random.default_rng(batch).standard_normal((batch, obs_size(net)), dtype=np.float32)
     got = session(model).run(None, {INPUT: x})[0]
     with torch.inference_mode():
         return got, net(torch.from_numpy(x)).numpy()
 
 
 @pytest.mark.parametrize("name,net", _nets(), ids=[n for n, _ in _nets()])
-def test_onnx_outputs_equal_torch_for_every_batch(name: str, net: MLP) -> None:
+def test_onnx_outputs_equal_torch_for_every_batch(name: str, net: PrunableNet) -> None:
     model = to_onnx(net)
     for batch in (1, 7, 1024):  # one model: the batch axis is dynamic
         got, want = _outputs(net, model, batch)
-        assert got.shape == want.shape == (batch, net.sizes[-1])
+        assert got.shape == want.shape and got.shape[0] == batch
         np.testing.assert_allclose(got, want, rtol=CHECK_RTOL, atol=CHECK_ATOL)
 
 
