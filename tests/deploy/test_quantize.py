@@ -62,3 +62,32 @@ def test_int8_leaves_no_temp_files(wide: tuple[MLP, np.ndarray], tmp_path,  # ty
     monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
     int8_onnx(wide[0], wide[1][:64])
     assert not any(tmp_path.iterdir())
+
+
+def _q_like(seed: int = 0) -> tuple[MLP, np.ndarray]:
+    """A net whose outputs share one large state value and differ by small advantages, as
+    a trained Q head's do (CartPole DQN: Q-values 15-104, median gap 0.3)."""
+    torch.manual_seed(seed)
+    net = MLP([4, 64, 64, 3])
+    with torch.no_grad():
+        last = net.linears()[-1]
+        common = torch.randn(1, 64) * 2
+        last.weight.copy_(common + 0.01 * torch.randn(3, 64))
+        last.bias.fill_(50.0)
+    return net, np.random.default_rng(seed).standard_normal((512, 4), dtype=np.float32)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_output_layer_stays_fp32_so_greedy_actions_survive(mode: str) -> None:
+    net, obs = _q_like()
+    with torch.inference_mode():
+        want = net(torch.from_numpy(obs)).numpy().argmax(1)
+    agree = {}
+    for keep in (True, False):
+        model = int8_onnx(net, obs if mode == "static" else None, keep_output_fp32=keep)
+        agree[keep] = (session(model).run(None, {INPUT: obs})[0].argmax(1) == want).mean()
+        # the output layer's weights: 3 x 64 (or its transpose) stored as float or int8
+        dtypes = {i.data_type for i in onnx.load_from_string(model).graph.initializer
+                  if sorted(i.dims) == [3, 64]}
+        assert dtypes == {onnx.TensorProto.FLOAT if keep else onnx.TensorProto.INT8}
+    assert agree[True] > 0.9 and agree[True] > agree[False] + 0.1, agree
