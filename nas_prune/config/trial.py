@@ -11,8 +11,8 @@ from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 from nas_prune.rl.agents import agents
 from nas_prune.rl.envs import check_env_id
 
-__all__ = ["AgentConfig", "EnvConfig", "EvalConfig", "FinetuneConfig", "PruningConfig",
-           "SnapshotConfig", "TrialConfig", "layer_sparsity", "parse_hidden"]
+__all__ = ["TRAINING_SCHEDULES", "AgentConfig", "EnvConfig", "EvalConfig", "FinetuneConfig",
+           "PruningConfig", "SnapshotConfig", "TrialConfig", "layer_sparsity", "parse_hidden"]
 
 
 def parse_hidden(value: str | float | Sequence[int], field: str = "agent.hidden") -> list[int]:
@@ -110,14 +110,27 @@ class FinetuneConfig(DistillSettings):
     steps: int = Field(default=10_000, ge=0)
 
 
+# schedules that train the agent from scratch while pruning (no dense agent, no teacher)
+TRAINING_SCHEDULES = ("during", "sparse")
+
+
 class PruningConfig(Strict):
-    """What to prune, how far, on which schedule, and how to recover."""
+    """What to prune, how far, on which schedule, and how to recover.
+
+    Post-training schedules (oneshot, gradual, iterative) prune the trained dense agent;
+    ``during`` and ``sparse`` train from scratch (``nas_prune.pruning.training_schedule``).
+    """
 
     method: str = "magnitude"
     sparsity: float | list[float] = 0.0
-    schedule: Literal["oneshot", "gradual", "iterative"] = "oneshot"
-    steps: int = Field(default=5, ge=1)  # pruning steps of gradual / iterative
+    schedule: Literal["oneshot", "gradual", "iterative", "during", "sparse"] = "oneshot"
+    steps: int = Field(default=5, ge=1)  # pruning steps of gradual / iterative / during
     tolerance: float = Field(default=0.95, gt=0, le=1)  # iterative: keep >= tol * dense
+    # during: prune from start to end of training (fractions; Obando-Ceron et al. 2024)
+    start: float = Field(default=0.2, ge=0, lt=1)
+    end: float = Field(default=0.8, gt=0, le=1)
+    # how a single sparsity value is spread over the weight layers (unstructured methods)
+    distribution: Literal["uniform", "erk"] = "uniform"
     method_params: dict[str, Any] = Field(default_factory=dict)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
@@ -139,7 +152,25 @@ class PruningConfig(Strict):
         params = _validate_sub(methods.get(self.method).Params, self.method_params,
                                "pruning.method_params")
         object.__setattr__(self, "method_params", params)
+        _check_family(self)
         return self
+
+
+def _check_family(cfg: PruningConfig) -> None:
+    from nas_prune.pruning.sparse_training import DynamicSparsePruning
+
+    method = methods.get(cfg.method)
+    if issubclass(method, DynamicSparsePruning) and cfg.schedule != "sparse":
+        raise ValueError(f"pruning.schedule: method {cfg.method!r} trains a sparse network "
+                         f"from scratch; allowed: sparse")
+    if cfg.schedule in TRAINING_SCHEDULES and cfg.finetune.mode != "rl":
+        raise ValueError(f"pruning.finetune.mode: schedule {cfg.schedule!r} trains no dense "
+                         f"teacher to distill from; allowed: rl")
+    if cfg.start >= cfg.end:
+        raise ValueError(f"pruning.start: {cfg.start} must be below pruning.end {cfg.end}")
+    if cfg.distribution == "erk" and (method.structured or isinstance(cfg.sparsity, list)):
+        raise ValueError("pruning.distribution: erk spreads one sparsity value over the "
+                         "weight layers of an unstructured method; allowed here: uniform")
 
 
 class EvalConfig(Strict):

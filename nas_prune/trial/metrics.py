@@ -54,8 +54,12 @@ class TrialMetrics(BaseModel):
     rung_env_steps: int | None = None
     params_training_only: int | None = None
     finetune_env_steps: int | None = None
+    # during / sparse: env steps of the training from scratch (post-training: 0; its dense
+    # training is dense_env_steps when this trial paid it)
+    train_env_steps: int | None = None
     trial_env_steps: int | None = None
     env_steps: int | None = None
+    gradient_steps: int | None = None  # optimizer steps this trial paid (as env_steps)
     wall_s: float | None = None
     policy_sha256: str | None = None  # of policy.safetensors, when the trial was saved
     # a trial stopped early (PRUNED): where, and its return there

@@ -12,7 +12,7 @@ from nas_prune.rl.envs import check_spaces
 from nas_prune.rl.evaluation import EnvSpec
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP
-from nas_prune.rl.optim.flatnet import Penalty
+from nas_prune.rl.optim.flatnet import FlatTrainer, Penalty
 from nas_prune.util.registry import Registry
 
 __all__ = ["Agent", "AgentSpec", "Penalty", "Progress", "agents", "prefixed", "unprefixed"]
@@ -40,6 +40,7 @@ class Agent:
     """
 
     Hyper: ClassVar[type[BaseModel]]
+    trainer: FlatTrainer  # updates the policy (and any training-only nets); set_policy sets it
     default_hidden: ClassVar[list[int]]
     default_activation: ClassVar[str]
 
