@@ -45,6 +45,7 @@ def _trial_overrides(**flags: Any) -> dict[str, Any]:
     paths = {"env": ("env", "id"), "agent": ("agent", "name"), "hidden": ("agent", "hidden"),
              "train_steps": ("agent", "train_steps"), "method": ("pruning", "method"),
              "schedule": ("pruning", "schedule"), "sparsity": ("pruning", "sparsity"),
+             "distribution": ("pruning", "distribution"),
              "finetune_steps": ("pruning", "finetune", "steps"),
              "finetune_mode": ("pruning", "finetune", "mode"),
              "episodes": ("eval", "episodes"), "seed": ("seed",)}
@@ -76,7 +77,10 @@ def trial(
     env: Optional[str] = typer.Option(None, "--env", help="Gymnasium id or module:Class."),
     agent: Optional[str] = typer.Option(None, "--agent", help="dqn or ppo."),
     method: Optional[str] = typer.Option(None, "--method", help="Pruning method."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="oneshot|gradual|iterative"),
+    schedule: Optional[str] = typer.Option(
+        None, "--schedule", help="oneshot|gradual|iterative (post-training), during|sparse"),
+    distribution: Optional[str] = typer.Option(
+        None, "--distribution", help="uniform or erk (one sparsity over the layers)"),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="0.8 or 0.5,0.9,0"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="Dense widths, e.g. 64,64."),
     train_steps: Optional[int] = typer.Option(None, "--train-steps"),
@@ -96,6 +100,7 @@ def trial(
         spars = values[0] if len(values) == 1 else values
     over = _trial_overrides(
         env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
+        distribution=distribution,
         hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, train_steps=train_steps,
         finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
