@@ -112,10 +112,11 @@ class SearchSpace(Strict):
 
     @model_validator(mode="after")
     def _known_methods(self) -> SearchSpace:
-        for name in _values(self.method) + _values(self.sparse_method):
-            if str(name) not in methods:
-                raise ValueError(f"method: unknown pruning method {name!r}; allowed: "
-                                 f"{', '.join(methods.names())}")
+        for field in ("method", "sparse_method"):
+            for name in _values(getattr(self, field)):
+                if str(name) not in methods:
+                    raise ValueError(f"{field}: unknown pruning method {name!r}; allowed: "
+                                     f"{', '.join(methods.names())}")
         return self
 
 

@@ -266,3 +266,46 @@ def test_float_range_for_an_integer_dimension_is_refused_at_load(dim: str) -> No
 def test_space_is_frozen() -> None:
     with pytest.raises(ValidationError):
         SearchSpace().hidden = "8"  # type: ignore[misc]
+
+
+# --- spaces mixing post-training and training schedules ------------------------------------
+
+MIXED = {"method": {"choices": ["magnitude", "importance"]},
+         "sparse_method": {"choices": ["random", "set", "rigl"]},
+         "distribution": {"choices": ["uniform", "erk"]},
+         "schedule": {"choices": ["gradual", "during", "sparse"]},
+         "hidden": "16,16", "pruning_steps": {"choices": [3, 5]},
+         "finetune_mode": {"choices": ["rl", "distill"]},
+         "sparsity": {"log_density": False},
+         "method_params": {"update_every": {"choices": [50, 100]}}}
+
+
+@pytest.mark.parametrize(("picks", "asked"), [
+    ({"schedule": "gradual", "method": "magnitude", "pruning_steps": 3,
+      "finetune_mode": "distill", "sparsity_0": 0.5, "sparsity_1": 0.5, "sparsity_2": 0.5},
+     {"schedule", "method", "pruning_steps", "finetune_mode", "sparsity_0", "sparsity_1",
+      "sparsity_2"}),
+    ({"schedule": "during", "method": "importance", "pruning_steps": 5, "sparsity_0": 0.5,
+      "sparsity_1": 0.5},
+     {"schedule", "method", "pruning_steps", "sparsity_0", "sparsity_1"}),
+    ({"schedule": "sparse", "sparse_method": "rigl", "distribution": "erk", "sparsity": 0.9,
+      "rigl.update_every": 50},
+     {"schedule", "sparse_method", "distribution", "sparsity", "rigl.update_every"}),
+    ({"schedule": "sparse", "sparse_method": "random", "distribution": "uniform",
+      "sparsity_0": 0.9, "sparsity_1": 0.9, "sparsity_2": 0.9},
+     {"schedule", "sparse_method", "distribution", "sparsity_0", "sparsity_1", "sparsity_2"}),
+])
+def test_mixed_space_asks_only_the_dimensions_that_apply(picks: dict[str, Any],
+                                                          asked: set[str]) -> None:
+    cfg, names = _suggest(_space(**MIXED), picks)
+    assert names == asked
+    assert cfg.pruning.schedule == picks["schedule"]
+    assert cfg.pruning.method == picks.get("method", picks.get("sparse_method"))
+    if picks["schedule"] != "gradual":
+        assert cfg.pruning.finetune.mode == "rl"
+    assert cfg.pruning.distribution == picks.get("distribution", "uniform")
+
+
+def test_unknown_sparse_method_is_refused() -> None:
+    with pytest.raises(ConfigError, match="sparse_method: unknown pruning method 'sett'"):
+        _space(sparse_method="sett")
