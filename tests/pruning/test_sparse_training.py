@@ -75,7 +75,8 @@ def test_erk_matches_the_formula_when_no_layer_is_capped() -> None:
     densities = [1 - x for x in s]
     raw = [(a + b) / (a * b) for a, b in shapes]
     ratios = [d / r for d, r in zip(densities, raw)]
-    assert ratios == pytest.approx([ratios[0]] * 3)  # density proportional to (n_in+n_out)/(n_in n_out)
+    # density proportional to (n_in + n_out) / (n_in * n_out)
+    assert ratios == pytest.approx([ratios[0]] * 3)
 
 
 def test_distribute_uniform_and_erk_on_a_network() -> None:
