@@ -11,10 +11,13 @@ from nas_prune.config.trial import TRAINING_SCHEDULES, TrialConfig, parse_hidden
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 
-__all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim", "Suggester",
-           "check_method_params", "hidden_choices", "suggest"]
+__all__ = ["ADDED_DIMENSIONS", "Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim",
+           "Suggester", "check_method_params", "hidden_choices", "suggest"]
 
 Scalar = Union[bool, int, float, str]
+# dimensions added after studies were first fingerprinted (issue 15): a sweep's fingerprint
+# leaves them out while they hold their defaults, so older studies still resume
+ADDED_DIMENSIONS = ("sparse_method", "distribution")
 
 
 class Suggester(Protocol):

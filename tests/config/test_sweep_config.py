@@ -145,3 +145,12 @@ def test_unsafe_study_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_sweep(path, study="../escape")
     assert str(info.value) == "--study: '../escape' must be letters, digits, '_', '.', '-'"
+
+
+def test_fingerprint_leaves_out_added_dimensions_at_their_defaults(tmp_path: Path) -> None:
+    # studies fingerprinted before sparse_method / distribution existed still resume
+    plain = _load(tmp_path).fingerprint()["space"]
+    assert "sparse_method" not in plain and "distribution" not in plain
+    mixed = _load(tmp_path, {**SPACE, "schedule": {"choices": ["oneshot", "sparse"]},
+                             "sparse_method": {"choices": ["set", "rigl"]}}).fingerprint()
+    assert mixed["space"]["sparse_method"] == {"choices": ["set", "rigl"]}
