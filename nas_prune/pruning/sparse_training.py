@@ -13,7 +13,7 @@ from typing import Callable, ClassVar, Literal, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from nas_prune.pruning.base import PruneContext, mask_lowest, plan_layers
+from nas_prune.pruning.base import PruneContext, PruningMethod, mask_lowest, plan_layers
 from nas_prune.pruning.methods.random import RandomPruning
 from nas_prune.rl.networks import PrunableLayer, PrunableNet
 from nas_prune.rl.optim.flatnet import FlatTrainer
@@ -79,9 +79,15 @@ class DynamicSparsePruning(RandomPruning):
     needs_gradient: ClassVar[bool] = False
     cosine: ClassVar[bool] = False
 
+    @property
+    def dynamic(self) -> DynamicParams:
+        """The method's parameters, typed."""
+        assert isinstance(self.params, DynamicParams)
+        return self.params
+
     def drop_fraction(self, progress: float) -> float:
         """The fraction of active weights replaced at training ``progress`` (0..1)."""
-        p: DynamicParams = self.params  # type: ignore[assignment]
+        p = self.dynamic
         if progress >= p.end:
             return 0.0
         if not self.cosine:
@@ -130,8 +136,8 @@ class DynamicSparsity:
         ctx: the seeded generator (SET's random regrowth).
     """
 
-    def __init__(self, net: PrunableNet, method: object, progress: Callable[[], float],
-                 ctx: PruneContext) -> None:
+    def __init__(self, net: PrunableNet, method: PruningMethod | None,
+                 progress: Callable[[], float], ctx: PruneContext) -> None:
         self.net, self.progress, self.ctx = net, progress, ctx
         self.method = method if isinstance(method, DynamicSparsePruning) else None
         self.steps, self.updates = 0, 0
@@ -140,7 +146,7 @@ class DynamicSparsity:
     def _due(self) -> bool:
         if self.method is None:
             return False
-        every = self.method.params.update_every  # type: ignore[attr-defined]
+        every = self.method.dynamic.update_every
         return (self.steps + 1) % every == 0 and self.method.drop_fraction(self.progress()) > 0
 
     def before_update(self, trainer: FlatTrainer) -> None:

@@ -59,7 +59,7 @@ class _Pruner:
         method = run.method
         self.freeze_at = 0
         if isinstance(method, DynamicSparsePruning):
-            self.freeze_at = int(method.params.end * run.train_steps)  # type: ignore[attr-defined]
+            self.freeze_at = int(method.dynamic.end * run.train_steps)
         self.keeper: SnapshotKeeper | None = None
 
     def __call__(self, env_steps: int) -> None:
@@ -99,7 +99,9 @@ def train_pruned(agent: Agent, run: TrainingRun) -> int:
         agent.trainer.hook = DynamicSparsity(
             net, run.method, lambda: agent.env_steps / run.train_steps, run.ctx)
     pruner = _Pruner(agent, run)
-    agent.train(run.train_steps, penalty=run.method.penalty, progress=pruner)
+    # a penalised method (L1) trains with its penalty throughout; the others pay no call
+    penalty = run.method.penalty if run.method.penalty(net) is not None else None
+    agent.train(run.train_steps, penalty=penalty, progress=pruner)
     while pruner.done < len(pruner.at):  # PPO may stop a rollout short of the last target
         pruner.prune_next()
     if pruner.keeper is None:
