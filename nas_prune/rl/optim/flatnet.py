@@ -193,7 +193,8 @@ class FlatTrainer:
              penalty: Penalty | None = None) -> None:
         """One update from the loss's gradients with respect to each net's recorded output
         (``grads``) and to extra parameters: backward, add the ``penalty``'s gradient on the
-        first net, clip the global norm, Adam, re-apply the masks.
+        first net, ``hook.before_update``, clip the global norm, Adam, re-apply the masks,
+        ``hook.after_update``.
 
         Raises:
             FloatingPointError: the gradient is not finite (the loss diverged); no update.
