@@ -4,6 +4,7 @@ masked weights and their Adam moments at zero, RigL's regrowth against a brute f
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -28,7 +29,7 @@ def _net(seed: int = 0) -> MLP:
     return MLP(SIZES, "tanh")
 
 
-def _setup(name: str, sparsity: float = 0.7, **params: float) -> tuple[
+def _setup(name: str, sparsity: float = 0.7, **params: Any) -> tuple[
         MLP, FlatTrainer, DynamicSparsity, DynamicSparsePruning]:
     net = _net()
     trainer = FlatTrainer([net], lr=1e-2, max_grad_norm=1.0)
@@ -155,6 +156,7 @@ def test_rigl_regrows_the_top_gradient_positions_brute_force() -> None:
     ref.load_state_dict(net.state_dict())
     (ref(x) * d_out).sum().backward()
     dense = [layer.weight.grad for layer in ref.linears()]
+    assert all(g is not None for g in dense)
     trainer[net].forward(x, record=True)
     trainer[net].backward(d_out)
     for layer, g in zip(plan_layers(net, False), dense):
@@ -170,7 +172,7 @@ def test_rigl_regrows_the_top_gradient_positions_brute_force() -> None:
         drop = sorted(active, key=lambda i: (abs(float(w.view(-1)[i])), i))[:k]
         kept = set(active) - set(drop)
         candidates = [i for i in range(mask.numel()) if i not in kept]
-        grow = sorted(candidates, key=lambda i: (-abs(float(g.view(-1)[i])), i))[:k]
+        grow = sorted(candidates, key=lambda i: (-abs(float(g.view(-1)[i])), i))[:k]  # type: ignore[union-attr]
         expected = torch.zeros(mask.numel())
         expected[sorted(kept | set(grow))] = 1
         assert layer.mask is not None
