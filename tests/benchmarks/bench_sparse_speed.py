@@ -4,10 +4,12 @@ env steps, and the kernel that would have to deliver the saving.
 
     python -m tests.benchmarks.bench_sparse_speed [--steps 20000] [--repeats 3]
 
-FLOPs: the usual count for training (RigL, Evci et al. 2020): forward + backward of one
-batch ≈ 3 forwards, 2 FLOPs per multiply-accumulate, so 6 · rows · MACs per gradient step
-for the policy network; a sparse kernel would need MACs_nonzero instead of MACs. Masked
-training here runs dense kernels (``torch.addmm``) on zero-filled weights.
+FLOPs of the Q-network per gradient step, 2 per multiply-accumulate: the forward of the
+batch and of its next states (double DQN: 2 · batch rows), and the backward of the batch
+(gradients of inputs and of weights: 2 forwards' worth), so 2 · MACs · (2 + 2) · batch;
+the target network's forward is not counted. A sparse kernel would need MACs_nonzero
+instead of MACs. Masked training here runs dense kernels (``torch.addmm``) on zero-filled
+weights.
 """
 from __future__ import annotations
 
@@ -53,9 +55,8 @@ def time_training(name: str | None, sparsity: float, steps: int, seed: int) -> t
 
 def training_table(steps: int, repeats: int) -> None:
     hp = DQNAgent.Hyper()
-    # rows through the Q-network per gradient step: [s; s'] forward (double DQN), backward
-    # on s; the target network's forward of s' comes once per round (not counted)
-    rows = 2 * hp.batch_size
+    # forward-equivalent rows per gradient step: [s; s'] forward (2 B), backward of s (2 B)
+    rows = 4 * hp.batch_size
     print(f"DQN CartPole-v1, [256, 256], {steps:,} env steps, {repeats} repeats")
     print("variant        wall_s mean±std   grad steps   MACs/fwd  nonzero   "
           "GFLOPs dense-kernel  GFLOPs sparse-kernel")
@@ -64,8 +65,8 @@ def training_table(steps: int, repeats: int) -> None:
         for r in range(repeats):
             wall, grads, macs, nonzero = time_training(name, s, steps, r)
             walls.append(wall)
-        dense_flops = 6 * rows * macs * grads / 1e9  # forward+backward ~ 3 forwards
-        sparse_flops = 6 * rows * nonzero * grads / 1e9
+        dense_flops = 2 * rows * macs * grads / 1e9
+        sparse_flops = 2 * rows * nonzero * grads / 1e9
         print(f"{label:12s} {np.mean(walls):7.2f} ± {np.std(walls):4.2f}   {grads:9,d}  "
               f"{macs:9,d} {nonzero:8,d}   {dense_flops:10.2f}  {sparse_flops:10.2f}")
 
