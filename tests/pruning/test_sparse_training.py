@@ -198,3 +198,31 @@ def test_no_update_after_end() -> None:
         _step(trainer, net, i)
     assert hook.updates == 0
     assert all(torch.equal(a, b) for a, b in zip(before, _masks(net)))
+
+
+@pytest.mark.parametrize("name", ["set", "rigl"])
+def test_topology_updates_on_a_cnn(name: str) -> None:
+    # conv weights train through autograd (AutogradNet); the buffer's gradient is dense too
+    from nas_prune.rl.cnn import CNN
+
+    torch.manual_seed(0)
+    net = CNN((2, 6, 5), [4], [3], [1], [7], 3, "relu", channels_last=False)
+    trainer = FlatTrainer([net], lr=1e-2)  # type: ignore[list-item]
+    method = methods.get(name)(DynamicParams(update_every=1, drop_fraction=0.3))
+    ctx = PruneContext(torch.Generator().manual_seed(0))
+    layers = plan_layers(net, False)
+    method.prune(net, [0.7] * len(layers), ctx)
+    hook = DynamicSparsity(net, method, lambda: 0.0, ctx)
+    trainer.hook = hook
+    counts = [int(m.sum()) for m in _masks(net)]  # type: ignore[arg-type]
+    first = _masks(net)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(8):
+        x = torch.randn(16, 2 * 6 * 5, generator=gen)
+        out = trainer[net].forward(x, record=True)
+        trainer.step({net: torch.randn(out.shape, generator=gen)}, what="test loss")  # type: ignore[dict-item]
+        assert [int(m.sum()) for m in _masks(net)] == counts  # type: ignore[arg-type]
+        for layer in plan_layers(net, False):
+            assert int((layer.weight[layer.mask == 0] != 0).sum()) == 0  # type: ignore[index]
+    assert hook.updates == 8
+    assert any(not torch.equal(a, b) for a, b in zip(first, _masks(net)))  # type: ignore[arg-type]
