@@ -170,3 +170,26 @@ def test_exported_policy_loads_with_plain_torch(tmp_path: Path) -> None:
     net, head = load_policy(out)
     obs = np.array([[0.01, -0.02, 0.03, 0.04], [0.1, 0.5, -0.1, -0.5]], dtype=np.float32)
     assert actions == act(net, head, obs)[0].tolist()
+
+
+@pytest.mark.parametrize(("agent", "schedule", "method"), [
+    ("dqn", "sparse", "rigl"), ("ppo", "sparse", "set"), ("ppo", "during", "importance")])
+def test_minatar_cnn_trains_sparse_from_scratch(tmp_path: Path, agent: str, schedule: str,
+                                                method: str) -> None:
+    """Issue 15 on a CNN policy: a from-scratch trial pays its training, reaches its plan
+    (structured during: channels and neurons removed at the end)."""
+    pytest.importorskip("minatar")
+    res = runner.invoke(app, ["trial", "--env", "MinAtar/Breakout-v1", "--agent", agent,
+                              "--channels", "4", "--hidden", "16", "--train-steps", "600",
+                              "--finetune-steps", "100", "--episodes", "2", "--schedule",
+                              schedule, "--method", method, "--sparsity", "0.8",
+                              "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    m = _json_line(res.output)
+    train = 600 if agent == "dqn" else 512  # PPO: whole rollouts of 8 x 32 steps
+    assert (m["schedule"], m["dense_env_steps"], m["train_env_steps"]) == (schedule, 0, train)
+    assert m["env_steps"] == m["train_env_steps"] + m["finetune_env_steps"]
+    if method == "importance":
+        assert m["hidden_pruned"] == [1, 3]
+    else:
+        assert m["layer_sparsity"] == pytest.approx([0.8, 0.8, 0.8], abs=0.01)
