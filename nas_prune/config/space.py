@@ -11,13 +11,10 @@ from nas_prune.config.trial import TRAINING_SCHEDULES, TrialConfig, parse_hidden
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 
-__all__ = ["ADDED_DIMENSIONS", "Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim",
+__all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim",
            "Suggester", "check_method_params", "hidden_choices", "suggest"]
 
 Scalar = Union[bool, int, float, str]
-# dimensions added after studies were first fingerprinted (issue 15): a sweep's fingerprint
-# leaves them out while they hold their defaults, so older studies still resume
-ADDED_DIMENSIONS = ("sparse_method", "distribution")
 
 
 class Suggester(Protocol):
@@ -87,8 +84,9 @@ class SearchSpace(Strict):
     """
 
     method: Dim = Choice(choices=["magnitude"])
-    sparse_method: Dim = "random"
-    distribution: Dim = "uniform"
+    # None (unset, so studies fingerprinted before these existed resume): random, uniform
+    sparse_method: Dim | None = None
+    distribution: Dim | None = None
     hidden: Choice | str = "64,64"
     sparsity: SparsityDim = Field(default_factory=SparsityDim)
     schedule: Dim = "oneshot"
@@ -123,7 +121,9 @@ class SearchSpace(Strict):
         return self
 
 
-def _values(dim: Dim) -> list[Any]:
+def _values(dim: Dim | None) -> list[Any]:
+    if dim is None:
+        return []
     if isinstance(dim, Choice):
         return list(dim.choices)
     if isinstance(dim, Range):
@@ -165,11 +165,11 @@ def suggest(trial: Suggester, space: SearchSpace, template: TrialConfig) -> Tria
     mixed = any(str(s) in TRAINING_SCHEDULES for s in _values(space.schedule))
     schedule = _pick(trial, "schedule", space.schedule) if mixed else None
     if schedule == "sparse":
-        method = str(_pick(trial, "sparse_method", space.sparse_method))
+        method = str(_pick(trial, "sparse_method", space.sparse_method or "random"))
     else:
         method = str(_pick(trial, "method", space.method))
     hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
-    distribution = _pick(trial, "distribution", space.distribution) \
+    distribution = _pick(trial, "distribution", space.distribution or "uniform") \
         if schedule == "sparse" else "uniform"
     sparsity = _layer_sparsity(trial, space, method, hidden,
                                shared=distribution != "uniform")
@@ -202,7 +202,7 @@ def check_method_params(space: SearchSpace) -> None:
     """Every method_params key must apply to at least one method the space can pick."""
     names = [str(m) for m in _values(space.method)]
     if "sparse" in _values(space.schedule):
-        names += [str(m) for m in _values(space.sparse_method)]
+        names += [str(m) for m in _values(space.sparse_method or "random")]
     for key in space.method_params:
         if not any(key in methods.get(m).Params.model_fields for m in names):
             raise ValueError(f"space.method_params.{key}: applies to none of {names}")

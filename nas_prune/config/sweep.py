@@ -10,12 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
-from nas_prune.config.space import (
-    ADDED_DIMENSIONS,
-    SearchSpace,
-    check_method_params,
-    hidden_choices,
-)
+from nas_prune.config.space import SearchSpace, check_method_params, hidden_choices
 from nas_prune.config.trial import (
     AgentConfig,
     DistillSettings,
@@ -189,9 +184,6 @@ class Sweep:
         data = c.model_dump(mode="json", include=set(TRIAL_FIELDS))
         data["baseline"].pop("enabled", None)
         data["space"] = self.space.model_dump(mode="json")
-        for key in ADDED_DIMENSIONS:  # at their defaults they change nothing
-            if data["space"][key] == SearchSpace.model_fields[key].default:
-                del data["space"][key]
         data["objectives"] = [f"{name}:{d}" for name, d in OBJECTIVES]
         return data
 
