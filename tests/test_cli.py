@@ -145,31 +145,38 @@ def test_bad_yaml_files(tmp_path: Path, text: str, needle: str) -> None:
     assert not Path("pwned").exists() and not (tmp_path / "pwned").exists()
 
 
-def test_exported_policy_loads_with_plain_torch(tmp_path: Path) -> None:
-    out = tmp_path / "t"
-    res = runner.invoke(app, ["trial", "--agent", "ppo", "--method", "importance",
-                              "--sparsity", "0.5", "--out", str(out), *TINY_FLAGS])
-    assert res.exit_code == 0, res.output
-    snippet = Path(__file__).parent / "export_snippet.py"
-    # run in a fresh interpreter that cannot import nas_prune
-    code = textwrap.dedent(f"""
-        import sys
-        sys.modules['nas_prune'] = None
-        sys.argv = ['x', {str(out)!r}]
-        exec(open({str(snippet)!r}).read())
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    actions = json.loads(proc.stdout)
+@pytest.mark.parametrize(("flags", "n_obs"), [
+    (["--agent", "ppo", *TINY_FLAGS], 4),  # an MLP on CartPole
+    (["--env", "tests.rl.toy_envs:BoolImageEnv", "--agent", "dqn", "--channels", "3",
+      "--hidden", "5", "--train-steps", "300", "--finetune-steps", "50", "--episodes", "2"],
+     32),  # a CNN on (4, 4, 2) frames, channels pruned
+])
+def test_exported_policy_loads_with_plain_torch(tmp_path: Path, flags: list[str],
+                                                n_obs: int) -> None:
     import numpy as np
 
     from nas_prune.rl.heads import act
     from nas_prune.trial.artifacts import load_policy
 
+    out = tmp_path / "t"
+    res = runner.invoke(app, ["trial", "--method", "importance", "--sparsity", "0.5",
+                              "--out", str(out), *flags])
+    assert res.exit_code == 0, res.output
+    obs = np.random.default_rng(0).integers(0, 2, (6, n_obs)).astype(np.float32)
+    (tmp_path / "obs.json").write_text(json.dumps(obs.tolist()))
+    snippet = Path(__file__).parent / "export_snippet.py"
+    # run in a fresh interpreter that cannot import nas_prune
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules['nas_prune'] = None
+        sys.argv = ['x', {str(out)!r}, {str(tmp_path / "obs.json")!r}]
+        exec(open({str(snippet)!r}).read())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
     net, head = load_policy(out)
-    obs = np.array([[0.01, -0.02, 0.03, 0.04], [0.1, 0.5, -0.1, -0.5]], dtype=np.float32)
-    assert actions == act(net, head, obs)[0].tolist()
+    assert json.loads(proc.stdout) == act(net, head, obs)[0].tolist()
 
 
 @pytest.mark.parametrize(("agent", "schedule", "method"), [
