@@ -12,7 +12,8 @@ from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 
 __all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim",
-           "Suggester", "check_method_params", "hidden_choices", "suggest"]
+           "Suggester", "channel_choices", "check_method_params", "hidden_choices",
+           "suggest"]
 
 Scalar = Union[bool, int, float, str]
 
@@ -88,6 +89,9 @@ class SearchSpace(Strict):
     sparse_method: Dim | None = None
     distribution: Dim | None = None
     hidden: Choice | str = "64,64"
+    # a CNN's conv channels, searched as hidden widths are ("16" or {choices: ["8", "16,16"]});
+    # None: the sweep's agent.channels
+    channels: Choice | str | None = None
     sparsity: SparsityDim = Field(default_factory=SparsityDim)
     schedule: Dim = "oneshot"
     pruning_steps: Dim = 5
@@ -95,11 +99,11 @@ class SearchSpace(Strict):
     finetune_steps: Dim = 10_000
     method_params: dict[str, Dim] = Field(default_factory=dict)
 
-    @field_validator("hidden")
+    @field_validator("hidden", "channels")
     @classmethod
-    def _widths(cls, v: Choice | str) -> Choice | str:
-        for item in v.choices if isinstance(v, Choice) else [v]:
-            parse_hidden(item, "hidden")
+    def _widths(cls, v: Choice | str | None, info: ValidationInfo) -> Choice | str | None:
+        for item in _values(v):
+            parse_hidden(item, str(info.field_name))
         return v
 
     @model_validator(mode="after")
@@ -133,8 +137,12 @@ def _values(dim: Dim | None) -> list[Any]:
 
 def hidden_choices(space: SearchSpace) -> list[list[int]]:
     """Every dense architecture the space can pick."""
-    items = space.hidden.choices if isinstance(space.hidden, Choice) else [space.hidden]
-    return [parse_hidden(x, "hidden") for x in items]
+    return [parse_hidden(x, "hidden") for x in _values(space.hidden)]
+
+
+def channel_choices(space: SearchSpace) -> list[list[int]]:
+    """Every conv torso (channels per layer) the space can pick; [] when it picks none."""
+    return [parse_hidden(x, "channels") for x in _values(space.channels)]
 
 
 def _pick(trial: Suggester, name: str, dim: Dim) -> Any:
@@ -169,9 +177,12 @@ def suggest(trial: Suggester, space: SearchSpace, template: TrialConfig) -> Tria
     else:
         method = str(_pick(trial, "method", space.method))
     hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
+    channels = None if space.channels is None else parse_hidden(
+        _pick(trial, "channels", space.channels), "channels")
+    convs = template.agent.convs if channels is None else len(channels)
     distribution = _pick(trial, "distribution", space.distribution or "uniform") \
         if schedule == "sparse" else "uniform"
-    sparsity = _layer_sparsity(trial, space, method, hidden,
+    sparsity = _layer_sparsity(trial, space, method, hidden, convs,
                                shared=distribution != "uniform")
     accepted = methods.get(method).Params.model_fields
     params = {k: _pick(trial, f"{method}.{k}", d) for k, d in space.method_params.items()
@@ -186,14 +197,14 @@ def suggest(trial: Suggester, space: SearchSpace, template: TrialConfig) -> Tria
     pruning["finetune"]["mode"] = "rl" if schedule in TRAINING_SCHEDULES else _pick(
         trial, "finetune_mode", space.finetune_mode)
     pruning["finetune"]["steps"] = _pick(trial, "finetune_steps", space.finetune_steps)
-    return with_picks(template, hidden=hidden, pruning=pruning)
+    return with_picks(template, hidden=hidden, pruning=pruning, channels=channels)
 
 
-def _layer_sparsity(trial: Suggester, space: SearchSpace, method: str, hidden: list[int], *,
-                    shared: bool) -> float | list[float]:
+def _layer_sparsity(trial: Suggester, space: SearchSpace, method: str, hidden: list[int],
+                    convs: int, *, shared: bool) -> float | list[float]:
     # shared: one value however per_layer is set (a distribution spreads it over layers)
     if space.sparsity.per_layer and not shared:
-        n = prunable_layer_count(hidden, methods.get(method).structured)
+        n = prunable_layer_count(hidden, methods.get(method).structured, convs=convs)
         return [_sparsity(trial, f"sparsity_{i}", space.sparsity) for i in range(n)]
     return _sparsity(trial, "sparsity", space.sparsity)
 

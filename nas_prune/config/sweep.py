@@ -7,16 +7,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
-from nas_prune.config.space import SearchSpace, check_method_params, hidden_choices
+from nas_prune.config.space import (
+    SearchSpace,
+    channel_choices,
+    check_method_params,
+    hidden_choices,
+)
 from nas_prune.config.trial import (
     AgentConfig,
     DistillSettings,
     EnvConfig,
     EvalConfig,
     TrialConfig,
+    with_picks,
 )
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity
@@ -33,7 +40,8 @@ OBJECTIVES: tuple[tuple[str, str], ...] = (("return_mean", "maximize"),
 # rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
 # when a study resumes
 TRIAL_FIELDS = ("env", "agent", "finetune", "eval", "seeds", "sampler", "sampler_seed",
-                "reproducible", "threads", "early_stop", "baseline", "reference_hidden")
+                "reproducible", "threads", "early_stop", "baseline", "reference_hidden",
+                "reference_channels")
 
 
 class ReevalConfig(Strict):
@@ -128,6 +136,7 @@ class SweepConfig(Strict):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     reference_hidden: list[int] | None = None
+    reference_channels: list[int] | None = None  # a CNN's; None: the space's largest
     max_return: float | None = None
     return_floor: float = 0.0
 
@@ -203,10 +212,33 @@ class Sweep:
             "threads": c.threads, "seed": self.seed_for(index),
             "pruning": {"finetune": c.finetune.model_dump()}})
 
+    def reference(self) -> TrialConfig:
+        """The reference architecture (the largest the space can pick, or the sweep's
+        ``reference_hidden`` / ``reference_channels``) as a dense trial config: what the
+        baseline prunes and what the hypervolume's parameter axis is relative to."""
+        hidden = self.config.reference_hidden or max(hidden_choices(self.space), key=sum)
+        template = self.template(0)
+        channels = None
+        if template.agent.network == "cnn":
+            channels = (self.config.reference_channels
+                        or max(channel_choices(self.space) or [template.agent.channels or []],
+                               key=sum))
+        return with_picks(template, hidden=hidden, pruning={}, channels=channels)
+
     def reference_params(self, obs_size: int, act_size: int) -> int:
         """Dense parameters of the reference architecture (the hypervolume's ref point)."""
-        hidden = self.config.reference_hidden or max(hidden_choices(self.space), key=sum)
-        return count_dense([obs_size, *hidden, act_size])
+        cfg = self.reference()
+        if cfg.agent.network != "cnn":
+            return count_dense([obs_size, *(cfg.agent.hidden or []), act_size])
+        from nas_prune.rl.cnn import CNN, image_layout
+        from nas_prune.rl.envs import observation_shape
+
+        image, last = image_layout(observation_shape(cfg.env.id, cfg.env.kwargs))
+        a = cfg.agent
+        with torch.device("meta"):  # counted, never allocated
+            net = CNN(image, a.channels or [], a.kernels or [], a.strides or [],
+                      a.hidden or [], act_size, str(a.activation), last)
+        return sum(layer.params() for layer in net.prunable_layers())
 
 
 def load_sweep(path: Path, *, storage: str | None = None, study: str | None = None,

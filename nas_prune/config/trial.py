@@ -246,9 +246,10 @@ class TrialConfig(Strict):
         return self
 
 
-def with_picks(template: TrialConfig, *, hidden: list[int],
-               pruning: dict[str, Any]) -> TrialConfig:
-    """``template`` with a width and a pruning chosen (by a search space or a baseline):
+def with_picks(template: TrialConfig, *, hidden: list[int], pruning: dict[str, Any],
+               channels: list[int] | None = None) -> TrialConfig:
+    """``template`` with a width (and a CNN's ``channels``) and a pruning chosen (by a
+    search space or a baseline):
     the one place where a sweep's fixed fields and one trial's choices become a
     TrialConfig. Fine-tune keys in ``pruning`` (mode, steps) go on top of the template's
     distillation settings.
@@ -258,6 +259,12 @@ def with_picks(template: TrialConfig, *, hidden: list[int],
     """
     data = template.model_dump()
     data["agent"]["hidden"] = list(hidden)
+    if channels is not None:  # a CNN's conv widths; kernels / strides of another depth reset
+        agent = data["agent"]
+        for key in ("kernels", "strides"):
+            if len(agent[key] or []) != len(channels):
+                agent[key] = None
+        agent["channels"] = list(channels)
     finetune = {**data["pruning"]["finetune"], **pruning.get("finetune", {})}
     data["pruning"] = {**data["pruning"], "method_params": {}, **pruning, "finetune": finetune}
     return parse(TrialConfig, data)  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from nas_prune.config.space import Choice, Range, hidden_choices
+from nas_prune.config.space import Choice, Range
 from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig, with_picks
 from nas_prune.results.study import BASELINE_SUFFIX
@@ -27,10 +27,9 @@ def baseline_study(sweep: Sweep) -> optuna.Study:
 def baseline_configs(sweep: Sweep) -> list[TrialConfig]:
     """One TrialConfig per baseline sparsity."""
     b, space = sweep.config.baseline, sweep.space
-    hidden = sweep.config.reference_hidden or max(hidden_choices(space), key=sum)
     steps = b.finetune_steps if b.finetune_steps is not None else _largest(space.finetune_steps)
-    template = sweep.template(0)
-    return [with_picks(template, hidden=hidden, pruning={
+    reference = sweep.reference()
+    return [with_picks(reference, hidden=list(reference.agent.hidden or []), pruning={
         "method": b.method, "schedule": b.schedule, "sparsity": s,
         "finetune": {"mode": b.finetune_mode, "steps": steps}}) for s in b.sparsities]
 

@@ -157,3 +157,21 @@ def test_studies_from_before_the_sparse_dimensions_still_resume(tmp_path: Path) 
     mixed = _load(tmp_path, {**SPACE, "schedule": {"choices": ["oneshot", "sparse"]},
                              "sparse_method": {"choices": ["set", "rigl"]}}).fingerprint()
     assert any(c.startswith("space.sparse_method") for c in changed_fields(old, mixed))
+
+
+def test_cnn_reference_is_the_largest_torso_counted_on_the_network(tmp_path: Path) -> None:
+    from nas_prune.pruning.counting import count
+    from nas_prune.rl.cnn import CNN
+    from nas_prune.search.baseline import baseline_configs
+
+    sw = _load(tmp_path, {"method": "importance", "hidden": {"choices": ["8", "16"]},
+                          "channels": {"choices": ["2", "5"]}},
+               env={"id": "tests.rl.toy_envs:BoolImageEnv"},
+               agent={"name": "dqn", "network": "cnn", "kernels": [2], "train_steps": 100})
+    ref = sw.reference()
+    assert (ref.agent.channels, ref.agent.hidden, ref.agent.kernels) == ([5], [16], [2])
+    # (4, 4, 2) frames, channels last: 5 x 2x2 -> 3x3 -> 16 -> 2 actions, on the network
+    expected = count(CNN((2, 4, 4), [5], [2], [1], [16], 2)).params
+    assert expected == (5 * 2 * 4 + 5) + (45 * 16 + 16) + (16 * 2 + 2)
+    assert sw.reference_params(32, 2) == expected
+    assert all(c.agent.channels == [5] for c in baseline_configs(sw))
