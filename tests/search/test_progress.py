@@ -60,7 +60,7 @@ def test_a_terminal_gets_the_bar_anything_else_the_lines() -> None:
 
 
 def test_a_pipe_gets_the_line_log() -> None:
-    out, lines = io.StringIO(), []
+    out, lines = io.StringIO(), list[str]()
     with sweep_progress(4, 100, lines.append, console=Console(file=out)) as progress:
         assert isinstance(progress, ProgressLine)
         _three_trials(optuna.create_study(directions=["maximize", "minimize"]), progress)
@@ -71,7 +71,7 @@ def test_a_pipe_gets_the_line_log() -> None:
 
 
 def test_a_terminal_gets_a_live_bar_with_done_total_eta_and_front() -> None:
-    out, lines = io.StringIO(), []
+    out, lines = io.StringIO(), list[str]()
     console = Console(file=out, force_terminal=True, width=200, color_system=None)
     with sweep_progress(4, 100, lines.append, console=console) as progress:
         assert isinstance(progress, ProgressBar)

@@ -7,6 +7,7 @@ Optuna is imported inside the importance function only.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import shlex
 import warnings
@@ -89,9 +90,7 @@ def importance_evaluator() -> tuple[Any, str]:
     needs nothing beyond Optuna. Returns the evaluator and its name."""
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
 
-    try:
-        import sklearn  # noqa: F401  # fANOVA's random forest
-    except ImportError:
+    if importlib.util.find_spec("sklearn") is None:  # fANOVA fits sklearn's random forest
         return PedAnovaImportanceEvaluator(), "PED-ANOVA"
     return FanovaImportanceEvaluator(seed=0), "fANOVA"
 
