@@ -145,3 +145,15 @@ def test_unsafe_study_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_sweep(path, study="../escape")
     assert str(info.value) == "--study: '../escape' must be letters, digits, '_', '.', '-'"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[2] / "sweeps")
+                                        .glob("*.yaml")))
+def test_shipped_sweeps_load_and_their_envs_are_installed(name: str) -> None:
+    import gymnasium as gym
+
+    sw = load_sweep(Path(__file__).parents[2] / "sweeps" / name)
+    gym.make(sw.config.env.id).close()  # the default install has every shipped env (box2d)
+    trial = with_picks(sw.template(0), hidden=[8],
+                       pruning={"method": "magnitude", "sparsity": 0.5})
+    assert trial.env.id == sw.config.env.id and trial.agent.hidden == [8]
