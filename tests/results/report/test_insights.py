@@ -45,6 +45,8 @@ def _front(rows: list[tuple[int, float, str]], reeval: list[float] | None = None
     ([(60, 70.0, "a"), (20, 70.0, "b")], None, [None, 1, 1, 1]),
     # a non-finite return never wins
     ([(5, math.nan, "a"), (9, 3.0, "b")], None, [1, 1, 1, 1]),
+    # no trial at all (a study whose trials all failed)
+    ([], None, [None, None, None, None]),
 ])
 def test_budget_winners(rows: list[tuple[int, float, str]], reeval: list[float] | None,
                         winners: list[int | None]) -> None:
