@@ -14,6 +14,7 @@ __all__ = ["WIN_HEADERS", "insights_html", "insights_lines", "win_cells"]
 WIN_HEADERS = ("budget", "max params", "best return", "params (nonzero)", "method",
                "schedule", "finetune mode", "widths (pruned)", "trial")
 _TOP = 5  # importances listed per objective
+_NUMERIC = {1, 2, 3, 8}  # right-aligned columns of WIN_HEADERS
 
 
 def win_cells(row: dict[str, object]) -> list[str]:
@@ -65,8 +66,9 @@ def insights_html(ins: Insights) -> str:
 
 def _wins_html(ins: Insights) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in WIN_HEADERS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in win_cells(row))
-                   + "</tr>\n" for row in ins.wins.to_dict("records"))
+    body = "".join("<tr>" + "".join(
+        f'<td{" class=num" if i in _NUMERIC else ""}>{html.escape(c)}</td>'
+        for i, c in enumerate(win_cells(row))) + "</tr>\n" for row in ins.wins.to_dict("records"))
     return (f"<h2>Winner per parameter budget</h2>\n<p>{html.escape(_win_caption(ins))}.</p>\n"
             f'<table id="budgets">\n<tr>{head}</tr>\n{body}</table>')
 
