@@ -113,7 +113,7 @@ def test_the_reports_reuse_commands_run_as_written(finished: Path, tmp_path: Pat
     chosen = json.loads(res.output.strip().splitlines()[-1])
     front = pd.read_csv(sw.study_dir / "report" / "pareto.csv")
     knee = front[front["number"] == chosen["trial"]].iloc[0]
-    assert trial == ["nas-prune", "trial", "best.yaml"]
+    assert trial == ["nas-prune", "trial", "best.yaml", "--cache", str(sw.dense_cache.resolve())]
     rerun = runner.invoke(app, trial[1:])
     assert rerun.exit_code == 0, rerun.output
     m = json.loads([ln for ln in rerun.output.splitlines() if ln.startswith("{")][0])

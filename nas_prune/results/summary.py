@@ -98,7 +98,12 @@ def _insights(study: optuna.Study, front: pd.DataFrame, ret_col: str, info: dict
     return Insights(wins=budget_wins(front, info["ref_params"]), return_col=ret_col,
                     importances=param_importances(study, OBJECTIVES),
                     reuse=reuse_commands(knee_row(front), storage=storage,
-                                         study=study.study_name))
+                                         study=study.study_name, dense_cache=_dense_cache(info)))
+
+
+def _dense_cache(info: dict[str, Any]) -> str | None:
+    # Sweep.dense_cache of the recorded out folder (absent in studies of nas_prune 0.1.0)
+    return str(Path(info["out"]) / "dense") if info.get("out") else None
 
 
 def report_dir(info: dict[str, Any], study_name: str, storage: str) -> Path:

@@ -108,13 +108,16 @@ def test_an_empty_study_gives_notes() -> None:
 
 def test_reuse_commands_quote_paths_and_hide_passwords() -> None:
     knee = {"number": 3, "out_dir": "/runs/my out/s/trials/00003"}
-    cmds = reuse_commands(knee, storage="postgresql+psycopg://me:s3cret@db:5432/x", study="s")
+    cmds = reuse_commands(knee, storage="postgresql+psycopg://me:s3cret@db:5432/x", study="s",
+                          dense_cache="/runs/my out/dense")
     assert len(cmds) == 3 and "s3cret" not in " ".join(cmds)
     best = shlex.split(cmds[0])
     assert best[:2] == ["nas-prune", "best"] and best[-3:] == ["--knee", "--out", "best.yaml"]
     assert best[best.index("--storage") + 1] == "postgresql+psycopg://me:***@db:5432/x"
     assert best[best.index("--study") + 1] == "s"
-    assert shlex.split(cmds[1]) == ["nas-prune", "trial", "best.yaml"]
+    assert shlex.split(cmds[1]) == ["nas-prune", "trial", "best.yaml", "--cache",
+                                    "/runs/my out/dense"]
     assert shlex.split(cmds[2]) == ["nas-prune", "export", knee["out_dir"], "--format", "onnx"]
     assert reuse_commands(None, storage="x.journal", study="s") == []
-    assert len(reuse_commands({"out_dir": None}, storage="x.journal", study="s")) == 2
+    assert reuse_commands({"out_dir": None}, storage="x.journal", study="s")[1:] == [
+        "nas-prune trial best.yaml"]  # no cache recorded, no trial folder: no export
