@@ -26,6 +26,16 @@ runner = CliRunner()
      ["agent.hyper.lr: <unset> -> 0.1"]),
     ({"seeds": [0]}, {"seeds": [0, 1]}, ["seeds: [0] -> [0, 1]"]),
     ({"b": 1, "a": {"x": "u"}}, {"b": 2, "a": {"x": "v"}}, ["a.x: u -> v", "b: 1 -> 2"]),
+    # a field a later release added, left off: a study created before it still resumes
+    ({"agent": {"name": "dqn"}},
+     {"agent": {"name": "dqn", "network": None, "channels": [], "noise": 0.0, "on": False}},
+     []),
+    # ... but set to something, it changes what trials compute
+    ({"agent": {"name": "dqn"}}, {"agent": {"name": "dqn", "network": "cnn"}},
+     ["agent.network: <unset> -> cnn"]),
+    # a key the new sweep lost always counts
+    ({"agent": {"name": "dqn", "network": None}}, {"agent": {"name": "dqn"}},
+     ["agent.network: null -> <unset>"]),
 ])
 def test_changed_fields_names_each_differing_leaf(old: Any, new: Any,
                                                   expected: list[str]) -> None:
