@@ -9,8 +9,16 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from nas_prune.config.sweep import OBJECTIVES
 from nas_prune.results.reeval import reevaluate, verify_checkpoints, with_reeval
 from nas_prune.results.report import ReportData
+from nas_prune.results.report.data import knee_row
+from nas_prune.results.report.insights import (
+    Insights,
+    budget_wins,
+    param_importances,
+    reuse_commands,
+)
 from nas_prune.results.study import (
     BASELINE_SUFFIX,
     SWEEP_ATTR,
@@ -43,8 +51,10 @@ def sweep_info(study: optuna.Study) -> dict[str, Any]:
     return dict(info)
 
 
-def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
-    """Read the study, re-evaluate the front (cached in the study), build ReportData."""
+def summarize(storage: str, study_name: str, *, reeval: bool = True,
+              insights: bool = True) -> Summary:
+    """Read the study, re-evaluate the front (cached in the study), build ReportData
+    (with the insights panels unless ``insights`` is False)."""
     study = load_study(storage, study_name)
     info = sweep_info(study)
     df = relocate(trials_frame(study), info, storage)
@@ -76,10 +86,24 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
     if ret_col == "reeval_mean":
         notes.append(f"Front re-evaluated on {k} fresh seeds x {episodes} episodes; "
                      f"95% intervals are percentile-bootstrap intervals of the IQM.")
+    found = _insights(study, front, ret_col, info, storage) if insights else None
     data = ReportData(title=f"{study_name}: {info.get('agent')} on {info.get('env')}",
                       trials=df, front=front, dense=dense, baseline=base_df,
-                      hypervolume=hv, notes=notes)
+                      hypervolume=hv, notes=notes, insights=found)
     return Summary(data, study, ret_col, report_dir(info, study_name, storage))
+
+
+def _insights(study: optuna.Study, front: pd.DataFrame, ret_col: str, info: dict[str, Any],
+              storage: str) -> Insights:
+    return Insights(wins=budget_wins(front, info["ref_params"]), return_col=ret_col,
+                    importances=param_importances(study, OBJECTIVES),
+                    reuse=reuse_commands(knee_row(front), storage=storage,
+                                         study=study.study_name, dense_cache=_dense_cache(info)))
+
+
+def _dense_cache(info: dict[str, Any]) -> str | None:
+    # Sweep.dense_cache of the recorded out folder (absent in studies of nas_prune 0.1.0)
+    return str(Path(info["out"]) / "dense") if info.get("out") else None
 
 
 def report_dir(info: dict[str, Any], study_name: str, storage: str) -> Path:

@@ -175,3 +175,15 @@ def test_cnn_reference_is_the_largest_torso_counted_on_the_network(tmp_path: Pat
     assert expected == (5 * 2 * 4 + 5) + (45 * 16 + 16) + (16 * 2 + 2)
     assert sw.reference_params(32, 2) == expected
     assert all(c.agent.channels == [5] for c in baseline_configs(sw))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[2] / "sweeps")
+                                        .glob("*.yaml")))
+def test_shipped_sweeps_load_and_their_envs_are_installed(name: str) -> None:
+    import gymnasium as gym
+
+    sw = load_sweep(Path(__file__).parents[2] / "sweeps" / name)
+    gym.make(sw.config.env.id).close()  # the default install has every shipped env (box2d)
+    trial = with_picks(sw.template(0), hidden=[8],
+                       pruning={"method": "magnitude", "sparsity": 0.5})
+    assert trial.env.id == sw.config.env.id and trial.agent.hidden == [8]

@@ -22,18 +22,19 @@ HTML_COLUMNS = (
     ("re-eval mean", "reeval_mean"), ("re-eval IQM", "reeval_iqm"),
     ("re-eval 95% CI", "reeval_ci"), ("method", "method"), ("schedule", "schedule"),
     ("finetune mode", "finetune_mode"), ("hidden", "hidden"),
-    ("layer sparsity", "layer_sparsity"), ("trial", "number"),
+    ("widths (pruned)", "hidden_pruned"), ("layer sparsity", "layer_sparsity"), ("trial", "number"),
 )
 TERMINAL_COLUMNS = (
     ("#trial", "number"), ("params_nonzero", "params_nonzero"), ("sparsity %", "sparsity"),
     ("return mean±std", "return"), ("IQM", "return_iqm"),
     ("re-eval IQM [CI]", "reeval_iqm_ci"), ("method", "method"), ("schedule", "schedule"),
-    ("ft mode", "finetune_mode"), ("hidden", "hidden"),
+    ("ft mode", "finetune_mode"), ("widths", "widths"),
 )
 # Optional cell keys -> source columns; such a column is shown only if one has a value.
 _OPTIONAL = {
     "params": ("params",), "reeval_mean": ("reeval_mean",), "reeval_iqm": ("reeval_iqm",),
     "reeval_ci": ("reeval_ci_lo", "reeval_ci_hi"), "reeval_iqm_ci": ("reeval_iqm", "reeval_mean"),
+    "hidden_pruned": ("hidden_pruned",),
 }
 # Numeric cell keys -> format spec (params get thousands separators).
 _SPECS = {"number": ".0f", "params_nonzero": ",.0f", "params": ",.0f", "return_iqm": ".1f",
@@ -81,6 +82,9 @@ def cell(row: Row, key: str) -> str:
         return f"{fmt(row.get('return_mean'))} ± {fmt(row.get('return_std'))}"
     if key == "reeval_ci":
         return interval(row)
+    if key == "widths":  # dense widths -> widths left after pruning
+        pruned = as_text(row.get("hidden_pruned"))
+        return as_text(row.get("hidden")) + ("" if pruned == MISSING else f" → {pruned}")
     if key == "reeval_iqm_ci":
         iqm = as_float(row.get("reeval_iqm"))
         centre = fmt(iqm if math.isfinite(iqm) else row.get("reeval_mean"))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from nas_prune.results.pareto import knee_index
+
+if TYPE_CHECKING:
+    from nas_prune.results.report.insights import Insights
 
 __all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
            "has_values", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
@@ -40,6 +43,8 @@ class ReportData:
         hypervolume: keys such as ``searched``, ``baseline``, ``ratio``, ``ref_params``,
             ``ref_return``; may be empty.
         notes: free text lines shown at the top of the HTML page.
+        insights: budget winners, importances and reuse commands (``insights.py``); None
+            leaves those panels out.
 
     Raises:
         ValueError: if a non-empty ``trials`` or ``front`` lacks a required column.
@@ -52,6 +57,7 @@ class ReportData:
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     hypervolume: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    insights: Insights | None = None
 
     def __post_init__(self) -> None:
         _require(self.trials, "trials", ("number", "state", "params_nonzero", "return_mean"))

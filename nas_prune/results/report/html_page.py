@@ -33,6 +33,7 @@ from nas_prune.results.report.data import (
     reeval_points,
     sorted_front,
 )
+from nas_prune.results.report.insights_view import insights_html
 
 __all__ = ["html_report"]
 
@@ -52,6 +53,7 @@ def html_report(data: ReportData) -> str:
         f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>",
         f"<h1>{title}</h1>", _header_html(data), plot,
         f"<h2>Pareto front ({len(data.front)} trials)</h2>", _table_html(data.front),
+        insights_html(data.insights) if data.insights is not None else "",
         "</body>\n</html>\n",
     ])
 
@@ -61,6 +63,8 @@ _CSS = (
     "table{border-collapse:collapse;font-size:0.9em}"
     "th,td{border:1px solid #ccc;padding:0.25em 0.6em}th{background:#f3f3f3}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    ".bar{display:inline-block;height:0.8em;background:#1f77b4}"
+    "pre{background:#f6f6f6;padding:0.6em;overflow-x:auto}"
 )
 
 

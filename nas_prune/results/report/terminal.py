@@ -13,6 +13,7 @@ from nas_prune.results.report.cells import (
     visible_columns,
 )
 from nas_prune.results.report.data import ReportData, sorted_front
+from nas_prune.results.report.insights_view import insights_lines
 
 __all__ = ["terminal_table"]
 
@@ -33,8 +34,9 @@ def terminal_table(data: ReportData) -> str:
         table.add_column(Text(header), justify=justify, no_wrap=no_wrap, overflow="fold")
     for row in front.to_dict("records"):
         table.add_row(*(Text(cell(row, key)) for _, key in columns))
-    console = Console(record=True, width=140, file=io.StringIO(), color_system=None)
+    console = Console(record=True, width=160, file=io.StringIO(), color_system=None)
     console.print(table)
-    for line in summary_lines(data):
+    lines = summary_lines(data) + (insights_lines(data.insights) if data.insights else [])
+    for line in lines:
         console.print(Text(line))
     return console.export_text()
