@@ -143,10 +143,20 @@ class PruningConfig(Strict):
 
 
 class EvalConfig(Strict):
-    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed."""
+    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed.
+
+    ``noise_std`` > 0: the policy is also evaluated with Gaussian observation noise of that
+    many per-dimension standard deviations (of the states the dense policy visits),
+    giving ``return_noise``. ``latency``: measure the deployed policy's batch-1 latency
+    (``latency_us``; a sweep turns it on when latency_us is an objective).
+    ``deploy_format``: the file whose size is ``bytes``: fp32 safetensors, or int8 ONNX
+    (post-training quantized; needs the ``[deploy]`` extra)."""
 
     episodes: int = Field(default=100, ge=1)
     seed: int | None = None
+    noise_std: float = Field(default=0.0, ge=0.0)
+    latency: bool = False
+    deploy_format: Literal["fp32", "int8"] = "fp32"
 
 
 class TrialConfig(Strict):

@@ -26,9 +26,11 @@ from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
+from nas_prune.trial.deployed import deploy_metrics
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
 from nas_prune.trial.metrics import TrialMetrics
+from nas_prune.trial.noise import noisy_evaluate, observation_scale
 
 __all__ = ["Rungs", "TrialResult", "TrialStopped", "run_trial", "write_trial"]
 
@@ -89,10 +91,10 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     plan = layer_sparsity(cfg)
     check_plan(agent.policy, plan, method_cls)
     monitor = _monitor(cfg, agent, rungs, progress)
+    states = _visited_states(teacher, agent, cfg.seed)
     run = ScheduleRun(
         method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
-        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
-                         states=_visited_states(teacher, agent, cfg.seed)),
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
@@ -116,8 +118,10 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=eval_seed)
+    measured = {**_noise_metrics(cfg, policy, teacher, agent.head, states, eval_seed),
+                **deploy_metrics(policy, cfg.eval, states)}
     metrics = TrialMetrics(**{
-               **base, **_final_metrics(policy, final, params_dense),
+               **base, **_final_metrics(policy, final, params_dense), **measured,
                "layer_sparsity": achieved, "iterative_log": run.log,
                "rung_points": monitor.points if monitor else [],
                "rung_env_steps": monitor.eval_steps if monitor else 0,
@@ -190,6 +194,20 @@ def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str,
             "return_std": final.std, "return_iqm": final.iqm, "returns": final.returns,
             "episodes": len(final.returns), "q_mean": final.q_mean,
             "eval_env_steps": final.env_steps, "weights_hash": weights_hash(policy)}
+
+
+def _noise_metrics(cfg: TrialConfig, policy: MLP, teacher: MLP, head: Head,
+                   states: torch.Tensor, eval_seed: int) -> dict[str, Any]:
+    """return_noise (and the dense policy's, for the report) on the final evaluation's
+    episodes with observation noise; nothing when ``eval.noise_std`` is 0."""
+    if cfg.eval.noise_std <= 0:
+        return {}
+    scale = observation_scale(states)
+    runs = [noisy_evaluate(net, head, env_spec(cfg), episodes=cfg.eval.episodes,
+                           seed=eval_seed, noise_std=cfg.eval.noise_std, scale=scale)
+            for net in (policy, teacher)]
+    return {"return_noise": runs[0].mean, "return_noise_std": runs[0].std,
+            "dense_return_noise": runs[1].mean}
 
 
 def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
