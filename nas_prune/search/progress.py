@@ -9,7 +9,7 @@ from optuna.trial import FrozenTrial
 
 from nas_prune.results.study import complete, front_of, trials_frame
 from nas_prune.search import record
-from nas_prune.search.storage import count_states
+from nas_prune.search.storage import count_states, study_objectives
 
 __all__ = ["BUDGETS", "Log", "ProgressLine"]
 
@@ -17,6 +17,12 @@ BUDGETS = (0.01, 0.05, 0.10)  # fractions of the reference parameters shown in p
 
 
 Log = Callable[[str], None]
+
+
+def _short(name: str, value: float) -> str:
+    label = {"return_mean": "return", "params_nonzero": "params"}.get(name, name)
+    return f"{label}={value:.1f}" if name.startswith("return") or name == "latency_us" else (
+        f"{label}={int(value)}")
 
 
 class ProgressLine:
@@ -37,14 +43,15 @@ class ProgressLine:
             self.first_done = n - 1
         rate = (time.perf_counter() - self.start) / max(1, n - self.first_done)
         eta = max(0, self.total - n) * rate
-        front = front_of(done)
+        objectives = study_objectives(study)
+        front = front_of(done, objectives=objectives)
         best = []
         for frac in BUDGETS:
             ok = done[done["params_nonzero"] <= frac * self.ref] if not done.empty else done
             best.append(f"<={frac:.0%}:{ok['return_mean'].max():.0f}" if len(ok) else
                         f"<={frac:.0%}:-")
         if trial.values:
-            what = f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
+            what = " ".join(_short(name, v) for name, v in zip(objectives, trial.values))
         elif trial.state.name == "PRUNED":
             attrs = record.read(trial)
             ret = attrs.get("rung_return")

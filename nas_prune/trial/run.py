@@ -145,6 +145,7 @@ class Rungs:
     decide: Decide
     episodes: int = 10
     at_size: SizeDecide | None = None
+    extra: tuple[str, ...] = ()  # further counts in each rung point (early_stop.RUNG_COUNTS)
 
 
 def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
@@ -172,7 +173,8 @@ def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
     if rungs is None:
         return None
     return RungMonitor(agent, cfg.pruning.finetune.steps, rungs.fractions, rungs.decide,
-                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress)
+                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress,
+                       extra=rungs.extra)
 
 
 def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
