@@ -7,8 +7,8 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 
-__all__ = ["app", "baseline", "best", "evaluate", "fail", "guarded", "main", "report",
-           "sweep", "trial", "worker"]
+__all__ = ["app", "baseline", "best", "evaluate", "export", "fail", "guarded", "main",
+           "report", "sweep", "trial", "worker"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Search small, fast deep-RL policies: prune, fine-tune, Pareto-report.")
@@ -104,11 +104,13 @@ def trial(
 
 @app.command()
 def evaluate(
-    directory: Path = typer.Argument(..., help="A trial's output folder."),
+    directory: Path = typer.Argument(
+        ..., help="A trial's output folder, or a FILE.onnx written by nas-prune export."),
     episodes: Optional[int] = typer.Option(None, "--episodes"),
     seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
-    """Reload a saved pruned policy and evaluate it (same seed: same returns)."""
+    """Reload a saved pruned policy (or an exported ONNX file) and evaluate it (same seed:
+    same returns)."""
     from nas_prune import app
 
     result = guarded(lambda: app.evaluate_dir(directory, episodes=episodes, seed=seed))
@@ -199,6 +201,20 @@ def best(
     result = guarded(lambda: app.best(sweep_file, storage=storage, study=study,
                                             max_params=max_params, min_return=min_return,
                                             knee=knee, out=out))
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def export(
+    directory: Path = typer.Argument(..., help="A trial's output folder."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or safetensors."),
+    int8: bool = typer.Option(False, "--int8", help="int8 ONNX (static quantization)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Default: DIR/export/policy.*"),
+) -> None:
+    """Export a trial's policy as one self-contained file (ONNX checked against torch)."""
+    from nas_prune import app
+
+    result = guarded(lambda: app.export(directory, fmt=fmt, int8=int8, out=out))
     typer.echo(json.dumps(result))
 
 

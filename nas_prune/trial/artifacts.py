@@ -82,7 +82,7 @@ def load_policy(directory: Path, *, verify: bool = True) -> tuple[MLP, Head]:
     h = spec["head"]
     if h.get("kind") not in HEADS:
         raise CheckpointError(f"checkpoint: head.kind must be one of {', '.join(HEADS)}")
-    return net, Head(h["kind"], h.get("low"), h.get("high"))
+    return net, Head.from_json(h)
 
 
 def _read_spec(path: Path) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from nas_prune.config.base import dump_yaml
@@ -20,8 +19,8 @@ from nas_prune.pruning.counting import achieved_sparsity, count
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.surgery import shrink
 from nas_prune.rl.agents.base import Agent, Progress
-from nas_prune.rl.envs import env_steps_taken, make_vec_env
-from nas_prune.rl.evaluation import EvalResult, evaluate
+from nas_prune.rl.envs import env_steps_taken
+from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
 from nas_prune.trial.artifacts import CheckpointError, save_policy
@@ -219,18 +218,9 @@ def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
 
 
 def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
-    env = agent.spec.env
-    vec = make_vec_env(env.id, STATE_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
-    obs, _ = vec.reset(seed=seed)
-    states = []
-    try:
-        for _ in range(STATE_STEPS):
-            states.append(obs)
-            action, _ = act(net, agent.head, obs)
-            obs, *_ = vec.step(action)
-    finally:
-        vec.close()
-    return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
+    states = visited_states(lambda obs: act(net, agent.head, obs), agent.spec.env, seed=seed,
+                            envs=STATE_ENVS, steps=STATE_STEPS)
+    return torch.from_numpy(states)
 
 
 def write_trial(out: Path, cfg: TrialConfig, policy: MLP, head: Head,
