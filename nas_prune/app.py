@@ -236,7 +236,8 @@ def _report(storage: str, name: str, out: Path | None, *, reeval: bool) -> None:
 
 def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
          max_params: int | None, min_return: float | None, knee: bool,
-         out: Path) -> dict[str, Any]:
+         out: Path, max_latency_us: float | None = None,
+         max_bytes: int | None = None) -> dict[str, Any]:
     """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
     from nas_prune.results.best import write_best
     from nas_prune.results.summary import summarize
@@ -244,4 +245,6 @@ def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
     st, name, _ = _resolve(sweep_file, storage, study)
     summary = summarize(st, name)
     return write_best(summary.data.front, summary.ret_col, max_params=max_params,
-                      min_return=min_return, knee=knee, out=out)
+                      min_return=min_return, knee=knee, out=out,
+                      max_latency_us=max_latency_us, max_bytes=max_bytes,
+                      objectives=summary.data.objectives)

@@ -192,6 +192,10 @@ def best(
     study: Optional[str] = typer.Option(None, "--study"),
     max_params: Optional[int] = typer.Option(None, "--max-params"),
     min_return: Optional[float] = typer.Option(None, "--min-return"),
+    max_latency_us: Optional[float] = typer.Option(
+        None, "--max-latency-us", help="Batch-1 latency limit (µs; re-measured figure)."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes",
+                                            help="Deployed file size limit (bytes)."),
     knee: bool = typer.Option(False, "--knee"),
     out: Path = typer.Option(Path("best.yaml"), "--out"),
 ) -> None:
@@ -200,7 +204,8 @@ def best(
 
     result = guarded(lambda: app.best(sweep_file, storage=storage, study=study,
                                             max_params=max_params, min_return=min_return,
-                                            knee=knee, out=out))
+                                            knee=knee, out=out, max_latency_us=max_latency_us,
+                                            max_bytes=max_bytes))
     typer.echo(json.dumps(result))
 
 

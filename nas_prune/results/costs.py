@@ -52,10 +52,11 @@ def normalized_costs(df: pd.DataFrame, objectives: Sequence[str], box: Mapping[s
     """Costs in the unit box whose worst corner (1, ..., 1) is the hypervolume's reference.
 
     Returns (``return_mean``, ``return_noise``): ``(top - min(r, top)) / (top - floor)`` with
-    ``box["max_return"]`` and ``box["return_floor"]``. Sizes (every minimised objective):
-    ``log10(max(v, 1)) / log10(ref)``, with ``box["ref_params"]`` for params_nonzero and
-    ``box["ref_<name>"]`` for the others. With two objectives (return, params) this is the
-    box of ``pareto.normalized_hypervolume(..., log_params=True)``.
+    ``box["max_return"]`` and ``box["return_floor"]``. Sizes (every minimised objective): a
+    log10 axis from ``box["low_<name>"]`` (default 1 unit) up to the reference,
+    ``box["ref_params"]`` for params_nonzero and ``box["ref_<name>"]`` for the others. With
+    two objectives (return, params) this is the box of ``pareto.normalized_hypervolume(...,
+    log_params=True)``.
 
     Raises:
         ValueError: a missing reference, a reference <= 1, or ``max_return <= return_floor``.
@@ -71,11 +72,14 @@ def normalized_costs(df: pd.DataFrame, objectives: Sequence[str], box: Mapping[s
             cols.append((top - np.minimum(v, top)) / (top - floor))
             continue
         key = "ref_params" if name == "params_nonzero" else f"ref_{name}"
-        ref = box.get(key)
-        if ref is None or not float(ref) > 1.0:
-            raise ValueError(f"{key}: the hypervolume needs a reference > 1 for {name}, "
+        ref, low = box.get(key), float(box.get(f"low_{name}", 1.0))
+        if ref is None or not float(ref) >= low > 0:
+            raise ValueError(f"{key}: the hypervolume needs a reference >= {low} for {name}, "
                              f"got {ref}")
-        cols.append(np.log10(np.clip(v, 1.0, None)) / np.log10(float(ref)))
+        span = np.log10(float(ref)) - np.log10(low)
+        lg = np.log10(np.clip(v, low, None)) - np.log10(low)
+        # a zero-width axis (every point alike) adds nothing: all points at its best end
+        cols.append(lg / span if span > 0 else np.where(v <= float(ref), 0.0, 2.0))
     return np.column_stack(cols)
 
 

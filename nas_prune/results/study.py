@@ -85,8 +85,11 @@ def dense_points(df: pd.DataFrame) -> pd.DataFrame:
     if done.empty or "params_dense" not in done:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
     g = done.groupby(["hidden", "seed"], as_index=False).first()
-    return pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
-                         g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
+    out = pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
+                        g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
+    if "dense_return_noise" in g:  # eval.noise_std > 0: the dense policy under noise
+        out["return_noise"] = g["dense_return_noise"]
+    return out
 
 
 def hypervolumes(front: pd.DataFrame, baseline: pd.DataFrame, info: dict[str, Any],
@@ -103,7 +106,7 @@ def hypervolumes(front: pd.DataFrame, baseline: pd.DataFrame, info: dict[str, An
     """
     box = {"ref_params": info["ref_params"], "return_floor": info["return_floor"],
            "max_return": info["max_return"],
-           **{k: v for k, v in info.items() if k.startswith("ref_")}}
+           **{k: v for k, v in info.items() if k.startswith(("ref_", "low_"))}}
 
     def hv(d: pd.DataFrame, col: str) -> float:
         if d.empty:
@@ -115,8 +118,8 @@ def hypervolumes(front: pd.DataFrame, baseline: pd.DataFrame, info: dict[str, An
 
     out = {"searched": hv(front, ret_col), "ref_params": float(box["ref_params"]),
            "ref_return": float(box["return_floor"]), "max_return": float(box["max_return"])}
-    out.update({f"ref_{n}": float(box[f"ref_{n}"]) for n in objectives
-                if n not in RETURN_LIKE and n != "params_nonzero"})
+    out.update({f"{k}_{n}": float(box[f"{k}_{n}"]) for n in objectives for k in ("ref", "low")
+                if n not in RETURN_LIKE and n != "params_nonzero" and f"{k}_{n}" in box})
     if not baseline.empty:
         b_col = ret_col if ret_col in baseline else "return_mean"
         out["baseline"] = hv(baseline, b_col)
@@ -125,10 +128,12 @@ def hypervolumes(front: pd.DataFrame, baseline: pd.DataFrame, info: dict[str, An
 
 
 def size_refs(frames: Sequence[pd.DataFrame], objectives: Sequence[str]) -> dict[str, float]:
-    """``ref_<name>`` for each size objective besides params (macs_nonzero, bytes,
-    latency_us): the largest value among ``frames`` (the study's and the baseline's
-    complete trials, re-measured latencies included), so both fronts share one box and the
-    worst measured point sits on its edge, as the dense reference does for params."""
+    """The box of each size objective besides params (macs_nonzero, bytes, latency_us):
+    ``ref_<name>``, the largest value among ``frames`` (the study's and the baseline's
+    complete trials, re-measured latencies included), and ``low_<name>``, the smallest.
+    Both fronts share one box; the worst measured point sits on its edge, as the dense
+    reference does for params. A latency cannot approach 1 µs, nor a file 1 byte, so the
+    axis starts at the best measured value rather than at 1 unit."""
     out: dict[str, float] = {}
     for name in objectives:
         if name in RETURN_LIKE or name == "params_nonzero":
@@ -136,5 +141,7 @@ def size_refs(frames: Sequence[pd.DataFrame], objectives: Sequence[str]) -> dict
         values = [pd.to_numeric(f[c], errors="coerce") for f in frames
                   for c in (name, column_of(name, f)) if c in f.columns]
         top = max((float(v.max()) for v in values if v.notna().any()), default=math.nan)
-        out[f"ref_{name}"] = top if math.isfinite(top) and top > 1.0 else 2.0
+        low = min((float(v.min()) for v in values if v.notna().any()), default=math.nan)
+        ok = math.isfinite(top) and math.isfinite(low) and low > 0
+        out[f"ref_{name}"], out[f"low_{name}"] = (top, low) if ok else (2.0, 1.0)
     return out

@@ -17,6 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.config.trial import TrialConfig
 from nas_prune.trial.metrics import TrialMetrics
 
@@ -27,7 +28,8 @@ METRICS_ATTR = "metrics"
 FAIL_REASON = "fail_reason"
 
 
-def objective_values(metrics: TrialMetrics, objectives: Sequence[str]) -> list[float]:
+def objective_values(metrics: TrialMetrics,
+                     objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> list[float]:
     """The study's objectives (``Sweep.objectives``, in order) from a trial's metrics; an
     objective the trial did not measure is NaN (the backend records such a trial FAIL)."""
     values = (getattr(metrics, name) for name in objectives)

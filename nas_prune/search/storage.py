@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,7 +118,9 @@ def create_study(storage: str, name: str, sampler: optuna.samplers.BaseSampler,
                                 sampler=sampler, directions=directions(objectives),
                                 load_if_exists=True)
     if study.metric_names is None:
-        study.set_metric_names(list(objectives))
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(objectives))
     return study
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from nas_prune.results.pareto import knee_index
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
+from nas_prune.results.costs import knee_position, objective_columns
 
 __all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
            "has_values", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
@@ -40,6 +41,8 @@ class ReportData:
         hypervolume: keys such as ``searched``, ``baseline``, ``ratio``, ``ref_params``,
             ``ref_return``; may be empty.
         notes: free text lines shown at the top of the HTML page.
+        objectives: the study's objectives (config.objectives), return_mean first; with
+            three or more the report adds pairwise projections and lists each in the table.
 
     Raises:
         ValueError: if a non-empty ``trials`` or ``front`` lacks a required column.
@@ -52,6 +55,7 @@ class ReportData:
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     hypervolume: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    objectives: list[str] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
 
     def __post_init__(self) -> None:
         _require(self.trials, "trials", ("number", "state", "params_nonzero", "return_mean"))
@@ -111,13 +115,16 @@ def front_y(front: pd.DataFrame) -> str:
     return "reeval_mean" if has_values(front, ["reeval_mean"]) else "return_mean"
 
 
-def knee_row(front: pd.DataFrame) -> Row | None:
-    """The front's knee row (pareto.knee_index), or None without plottable points."""
+def knee_row(front: pd.DataFrame,
+             objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> Row | None:
+    """The front's knee row (``costs.knee_position``: the 2-D rule for two objectives, the
+    n-D one for more), or None without plottable points."""
     points = plottable(front)
     if points.empty:
         return None
     y = front_y(front)
-    i = knee_index(numbers(points, "params_nonzero"), numbers(points, y))
+    columns = {**objective_columns(objectives, points), "return_mean": y}
+    i = knee_position(points, objectives, columns)
     row = dict(points.iloc[i])
     row["knee_y"] = row[y]
     return row
