@@ -17,8 +17,8 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
-from nas_prune.config.objectives import DIRECTIONS
 from nas_prune.cli import app
+from nas_prune.config.objectives import DIRECTIONS
 from nas_prune.pruning import methods
 from tests.conftest import write_yaml
 

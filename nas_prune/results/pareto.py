@@ -12,7 +12,7 @@ no Optuna.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -256,7 +256,7 @@ def knee_index_nd(costs: npt.ArrayLike) -> int:
     return int(front[np.argmin(np.linalg.norm(unit, axis=1))])
 
 
-def select_row(returns: Floats, limits: dict[str, tuple[Floats, float]], *,
+def select_row(returns: Floats, limits: Mapping[str, tuple[Floats, float]], *,
                min_return: float | None = None, fewest: Floats | None = None) -> int:
     """Choose one of the given (front) points under upper limits and a return target.
 

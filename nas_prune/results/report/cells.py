@@ -143,7 +143,7 @@ def noise_rows(data: ReportData) -> list[tuple[str, ...]]:
     row each); empty when the study measured no ``return_noise``."""
     if not has_values(data.front, ["return_noise"]):
         return []
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for kind, df, noisy in (("dense", data.dense, "return_noise"),
                             ("front", data.front, "return_noise")):
         for row in df.to_dict("records"):

@@ -15,6 +15,7 @@ import optuna
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
 from nas_prune.search import record
@@ -23,7 +24,6 @@ from nas_prune.search.generations import GENERATION_ATTR, RETRY_OF, ask_in_gener
 from nas_prune.search.record import objective_values
 from nas_prune.search.storage import is_local, load_study, lock_path, n_finished
 from nas_prune.search.sweep import population_of
-from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.trial.early_stop import RUNG_COUNTS, dominated_count
 
 __all__ = ["make_sampler", "objective", "open_sweep_study", "optimize", "recover_stale",

@@ -13,8 +13,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nas_prune.config.space import suggest
 from nas_prune.config.objectives import pairs
+from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig
 from nas_prune.search import record
