@@ -209,10 +209,14 @@ def _projections_html(data: ReportData) -> str:
     from nas_prune.results.costs import objective_columns
 
     pairs = list(combinations(objectives, 2))
-    fig = make_subplots(rows=1, cols=len(pairs), horizontal_spacing=0.06)
+    ncols = min(3, len(pairs))  # 3 pairs for 3 objectives, 6 in two rows for 4, ...
+    nrows = -(-len(pairs) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, horizontal_spacing=0.08,
+                        vertical_spacing=0.12)
     trials = complete_rows(data.trials)
     front_cols = objective_columns(objectives, data.front)
     for k, (a, b) in enumerate(pairs, start=1):
+        at = {"row": (k - 1) // ncols + 1, "col": (k - 1) % ncols + 1}
         for name, df, cols, color, size in (
                 ("trials (complete)", trials, {}, COLORS["trials"], 6),
                 ("Pareto front (all objectives)", data.front, front_cols, COLORS["front"], 9)):
@@ -223,12 +227,12 @@ def _projections_html(data: ReportData) -> str:
                                      text=[f"trial #{fmt(n, '.0f')}" for n in
                                            _col_or_nan(df, "number")],
                                      hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"),
-                          row=1, col=k)
-        fig.update_xaxes(title_text=_AXIS.get(b, b), row=1, col=k,
+                          **at)
+        fig.update_xaxes(title_text=_AXIS.get(b, b), **at,
                          type="log" if b not in ("return_mean", "return_noise") else "linear")
-        fig.update_yaxes(title_text=_AXIS.get(a, a), row=1, col=k,
+        fig.update_yaxes(title_text=_AXIS.get(a, a), **at,
                          type="log" if a not in ("return_mean", "return_noise") else "linear")
-    fig.update_layout(template="plotly_white", height=420, margin={"t": 40},
+    fig.update_layout(template="plotly_white", height=400 * nrows, margin={"t": 40},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.05, "x": 0})
     plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
     return (f"<h2>Pairwise projections of the {len(objectives)}-objective front</h2>\n"
