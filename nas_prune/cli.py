@@ -43,6 +43,7 @@ def _csv(text: str, cast: Callable[[str], T], field: str) -> list[T]:
 def _trial_overrides(**flags: Any) -> dict[str, Any]:
     """Map the trial command's flags onto nested config keys (None: not given)."""
     paths = {"env": ("env", "id"), "agent": ("agent", "name"), "hidden": ("agent", "hidden"),
+             "network": ("agent", "network"), "channels": ("agent", "channels"),
              "train_steps": ("agent", "train_steps"), "method": ("pruning", "method"),
              "schedule": ("pruning", "schedule"), "sparsity": ("pruning", "sparsity"),
              "finetune_steps": ("pruning", "finetune", "steps"),
@@ -79,6 +80,9 @@ def trial(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="oneshot|gradual|iterative"),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="0.8 or 0.5,0.9,0"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="Dense widths, e.g. 64,64."),
+    network: Optional[str] = typer.Option(
+        None, "--network", help="mlp, cnn, minatar or nature (default: from the observation)."),
+    channels: Optional[str] = typer.Option(None, "--channels", help="CNN channels, e.g. 16,32."),
     train_steps: Optional[int] = typer.Option(None, "--train-steps"),
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps"),
     finetune_mode: Optional[str] = typer.Option(None, "--finetune-mode", help="rl or distill"),
@@ -96,7 +100,9 @@ def trial(
         spars = values[0] if len(values) == 1 else values
     over = _trial_overrides(
         env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
-        hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, train_steps=train_steps,
+        hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, network=network,
+        channels=guarded(lambda: parse_hidden(channels, "agent.channels")) if channels else None,
+        train_steps=train_steps,
         finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))

@@ -253,8 +253,8 @@ CASES = [
     Case("objectives-noise-without-noise-std",
          _sweep_case(objectives=["return_mean", "return_noise"]),
          ("objectives", "eval.noise_std")),
-    Case("eval-unknown-deploy-format", _sweep_case(eval={"episodes": 2, "deploy_format": "fp16"}),
-         ("eval.deploy_format",), ("fp32", "int8")),
+    Case("eval-negative-noise", _sweep_case(eval={"episodes": 2, "noise_std": -1.0}),
+         ("eval.noise_std", "0")),
 ]
 
 

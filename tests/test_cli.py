@@ -39,6 +39,34 @@ def test_trial_from_flags_writes_everything_and_evaluate_repeats(tmp_path: Path)
     assert json.loads(ev.output)["returns"] == m["returns"]
 
 
+@pytest.mark.parametrize(("agent", "network", "size"), [
+    # the CNN chosen from the (10, 10, 4) image: Conv 4 x 3x3 -> 4 x 8 x 8 -> 16 -> 3
+    ("dqn", [], (4 * 4 * 9 + 4) + (256 * 16 + 16) + (16 * 3 + 3)),
+    ("ppo", ["--network", "cnn"], (4 * 4 * 9 + 4) + (256 * 16 + 16) + (16 * 3 + 3)),
+    # an MLP over the flattened frame: 400 -> 16 -> 3
+    ("dqn", ["--network", "mlp"], (400 * 16 + 16) + (16 * 3 + 3)),
+])
+def test_minatar_trial_smoke(tmp_path: Path, agent: str, network: list[str], size: int) -> None:
+    """A MinAtar id from the [games] extra, no registration code; channel pruning of the
+    CNN; evaluate repeats the trial's returns (the deployed policy only: PPO's critic is
+    training-only)."""
+    pytest.importorskip("minatar")
+    out = tmp_path / agent
+    channels = [] if "mlp" in network else ["--channels", "4"]
+    res = runner.invoke(app, ["trial", "--env", "MinAtar/Breakout-v1", "--agent", agent,
+                              *network, *channels, "--hidden", "16", "--train-steps", "600",
+                              "--finetune-steps", "100", "--episodes", "2", "--method",
+                              "importance", "--sparsity", "0.5", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    m = _json_line(res.output)
+    assert m["env_id"] == "MinAtar/Breakout-v1"
+    assert m["params_dense"] == size
+    assert m["hidden_pruned"] == ([8] if "mlp" in network else [2, 8])
+    ev = runner.invoke(app, ["evaluate", str(out)])
+    assert ev.exit_code == 0, ev.output
+    assert json.loads(ev.output)["returns"] == m["returns"]
+
+
 def test_trial_from_yaml_with_per_layer_sparsity(tmp_path: Path) -> None:
     cfg = write_yaml(tmp_path / "c.yaml", TINY_PPO)
     res = runner.invoke(app, ["trial", str(cfg), "--method", "magnitude", "--sparsity",

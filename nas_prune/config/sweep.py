@@ -30,9 +30,6 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 # (metric, direction) of the default objectives: a study that recorded none (nas_prune
 # 0.1.0) has these; a sweep's own are ``Sweep.objectives`` (config.objectives)
 OBJECTIVES: tuple[tuple[str, str], ...] = tuple(pairs(DEFAULT_OBJECTIVES))
-# eval settings added after studies were first fingerprinted: left out of the fingerprint
-# while at their defaults, so those studies still resume
-_NEW_EVAL_DEFAULTS = {"noise_std": 0.0, "latency": False, "deploy_format": "fp32"}
 # sweep fields that change what a trial computes or which trials the sampler draws; the
 # rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
 # when a study resumes
@@ -202,9 +199,6 @@ class Sweep:
         data = c.model_dump(mode="json", include=set(TRIAL_FIELDS))
         data["baseline"].pop("enabled", None)
         data["space"] = self.space.model_dump(mode="json")
-        for key, default in _NEW_EVAL_DEFAULTS.items():
-            if data["eval"].get(key) == default:
-                data["eval"].pop(key)
         data["objectives"] = [f"{name}:{d}" for name, d in pairs(c.objectives)]
         return data
 

@@ -66,6 +66,12 @@ class AgentConfig(Strict):
     name: str = "dqn"
     hidden: list[int] | None = None
     activation: str | None = None
+    # mlp, cnn, or a cnn preset (minatar, nature); None: chosen from the observation space
+    # (TrialConfig: cnn with the minatar torso for an image of rank 3, else mlp)
+    network: Literal["mlp", "cnn", "minatar", "nature"] | None = None
+    channels: list[int] | None = None  # cnn: output channels per conv layer
+    kernels: list[int] | None = None  # cnn: kernel size per conv layer (default 3)
+    strides: list[int] | None = None  # cnn: stride per conv layer (default 1)
     train_steps: int = Field(default=50_000, ge=1)
     hyper: dict[str, Any] = Field(default_factory=dict)
     snapshot: SnapshotConfig = Field(default_factory=SnapshotConfig)
@@ -90,9 +96,47 @@ class AgentConfig(Strict):
         activation = self.activation or cls.default_activation
         activations.get(activation)
         object.__setattr__(self, "hyper", hyper)
-        object.__setattr__(self, "hidden", list(self.hidden or cls.default_hidden))
         object.__setattr__(self, "activation", activation)
+        self._resolve_network()
+        object.__setattr__(self, "hidden", list(self.hidden or cls.default_hidden))
         return self
+
+    def _resolve_network(self, image: bool | None = None) -> None:
+        """Presets and defaults of the conv torso; ``image``: whether the env's observation
+        is an image (TrialConfig decides a network left unset; None: not known yet)."""
+        from nas_prune.rl.cnn import PRESETS
+
+        net = self.network
+        if net is None and self.channels is not None:
+            net = "cnn"
+        elif net is None and image is not None:
+            net = "minatar" if image else "mlp"
+        if net in PRESETS:
+            channels, kernels, strides, hidden = PRESETS[net]
+            self.__dict__.update(channels=self.channels or channels,
+                                 kernels=self.kernels or kernels,
+                                 strides=self.strides or strides,
+                                 hidden=self.hidden or hidden)
+            net = "cnn"
+        if net == "cnn":
+            channels = parse_hidden(self.channels or [16], "agent.channels")
+            n = len(channels)
+            for name, default in (("kernels", 3), ("strides", 1)):
+                values = getattr(self, name) or [default] * n
+                if len(values) != n or min(values) < 1:
+                    raise ValueError(f"agent.{name}: {values} needs {n} positive values, one "
+                                     f"per conv layer (agent.channels: {channels})")
+                self.__dict__[name] = list(values)
+            self.__dict__["channels"] = channels
+        elif net == "mlp" and (self.channels or self.kernels or self.strides):
+            raise ValueError("agent.channels: channels, kernels and strides are for network "
+                             "cnn; allowed networks: mlp, cnn, minatar, nature")
+        self.__dict__["network"] = net
+
+    @property
+    def convs(self) -> int:
+        """How many conv layers the network has (0: an MLP)."""
+        return len(self.channels or []) if self.network == "cnn" else 0
 
 
 class DistillSettings(Strict):
@@ -149,14 +193,15 @@ class EvalConfig(Strict):
     many per-dimension standard deviations (of the states the dense policy visits),
     giving ``return_noise``. ``latency``: measure the deployed policy's batch-1 latency
     (``latency_us``; a sweep turns it on when latency_us is an objective).
-    ``deploy_format``: the file whose size is ``bytes``: fp32 safetensors, or int8 ONNX
-    (post-training quantized; needs the ``[deploy]`` extra)."""
+    ``deploy_int8``: ``bytes`` is the size of the int8 ONNX file (post-training static
+    quantization calibrated on visited states; needs the ``[deploy]`` extra) instead of the
+    fp32 safetensors file. Off values (0, false) keep older studies' fingerprints."""
 
     episodes: int = Field(default=100, ge=1)
     seed: int | None = None
     noise_std: float = Field(default=0.0, ge=0.0)
     latency: bool = False
-    deploy_format: Literal["fp32", "int8"] = "fp32"
+    deploy_int8: bool = False
 
 
 class TrialConfig(Strict):
@@ -172,6 +217,11 @@ class TrialConfig(Strict):
 
     @model_validator(mode="after")
     def _plan_fits(self) -> TrialConfig:
+        if self.agent.network is None:
+            from nas_prune.rl.envs import observation_shape
+
+            image = len(observation_shape(self.env.id, self.env.kwargs)) == 3
+            self.agent._resolve_network(image)
         layer_sparsity(self)
         return self
 
@@ -197,14 +247,15 @@ def layer_sparsity(cfg: TrialConfig) -> list[float]:
     """The per-layer plan: a scalar broadcast to every prunable layer, or the list given."""
     method = methods.get(cfg.pruning.method)
     hidden = cfg.agent.hidden or []
-    n = prunable_layer_count(hidden, method.structured)
+    n = prunable_layer_count(hidden, method.structured, convs=cfg.agent.convs)
     s = cfg.pruning.sparsity
     if not isinstance(s, list):
         return [float(s)] * n
     if len(s) != n:
+        convs = f"channels {cfg.agent.channels} + " if cfg.agent.convs else ""
         raise ValueError(
-            f"pruning.sparsity: {len(s)} values given; method {cfg.pruning.method!r} on hidden "
-            f"{hidden} has {n} prunable layers")
+            f"pruning.sparsity: {len(s)} values given; method {cfg.pruning.method!r} on "
+            f"{convs}hidden {hidden} has {n} prunable layers")
     return [float(x) for x in s]
 
 

@@ -118,15 +118,16 @@ def plan_layers(net: PrunableNet, structured: bool) -> list[PrunableLayer]:
             if layer.structured_prunable or not structured]
 
 
-def prunable_layer_count(hidden: Sequence[int], structured: bool) -> int:
-    """How many sparsity values a method takes for the MLP with these hidden widths, before
-    the real network exists (config validation, search spaces).
+def prunable_layer_count(hidden: Sequence[int], structured: bool, convs: int = 0) -> int:
+    """How many sparsity values a method takes for the network with these hidden widths
+    (after ``convs`` conv layers, each one more prunable layer), before the real network
+    exists (config validation, search spaces).
 
-    Counted on the network itself (``plan_layers``), built on the meta device: no memory,
-    no random draws, so seeded results stay as they were.
+    Counted on a network of as many layers (``plan_layers``), built on the meta device: no
+    memory, no random draws, so seeded results stay as they were.
     """
     with torch.device("meta"):
-        net = MLP([1, *hidden, 1])
+        net = MLP([1, *([1] * convs), *hidden, 1])
     return len(plan_layers(net, structured))
 
 

@@ -1,7 +1,10 @@
-"""Env creation (gymnasium ids and ``module:Class`` entry points), space checks, seeding."""
+"""Env creation (gymnasium ids, ``module:env-id`` and ``module:Class`` entry points, env
+packages that register on request), observation flattening, space checks, seeding."""
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -10,8 +13,9 @@ import numpy as np
 from gymnasium.vector import SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers import TimeLimit
 
-__all__ = ["act_dim", "check_env_id", "check_spaces", "count_env_steps", "env_steps_taken",
-           "episode_seeds", "make_env", "make_vec_env", "obs_dim"]
+__all__ = ["PLUGINS", "act_dim", "check_env_id", "check_spaces", "count_env_steps",
+           "env_steps_taken", "episode_seeds", "flat_observations", "make_env", "make_vec_env",
+           "obs_dim", "observation_shape"]
 
 _taken = [0]  # env steps taken in this process, by every env made here
 
@@ -40,12 +44,16 @@ class _CountedVec(VectorWrapper):
         return self.env.step(actions)
 
 
-def _entry_class(env_id: str) -> Callable[..., gym.Env]:
-    module_name, _, cls_name = env_id.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"env.id: cannot import module {module_name!r} ({exc})") from None
+# Env packages whose ids exist only once a function of theirs runs (gymnasium 1.x loads no
+# plugins): the id's namespace -> (module, its registration function, the extra to install).
+PLUGINS: dict[str, tuple[str, str | None, str]] = {
+    "MinAtar": ("minatar.gym", "register_envs", "games"),
+    "ALE": ("ale_py", None, "games"),  # ale_py registers its ids on import
+}
+
+
+def _entry_class(module_name: str, cls_name: str) -> Callable[..., gym.Env]:
+    module = _import(module_name)
     cls = getattr(module, cls_name, None)
     # only gymnasium Env classes: an entry point must not name an arbitrary callable
     if not (isinstance(cls, type) and issubclass(cls, gym.Env)):
@@ -53,15 +61,48 @@ def _entry_class(env_id: str) -> Callable[..., gym.Env]:
     return cls  # type: ignore[no-any-return]
 
 
-def check_env_id(env_id: str) -> str:
-    """Raise ValueError unless ``env_id`` is a registered id or an importable entry point."""
-    if ":" in env_id:
-        _entry_class(env_id)
-        return env_id
+def _import(module_name: str, extra: str | None = None) -> Any:
     try:
-        gym.spec(env_id)
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f"; install it with pip install -e '.[{extra}]'" if extra else ""
+        raise ValueError(f"env.id: cannot import module {module_name!r} ({exc}){hint}") from None
+
+
+def _registered(gym_id: str) -> str:
+    """``gym_id`` once it is in gymnasium's registry, running its package's registration
+    (``PLUGINS``) first when its namespace needs one."""
+    namespace = gym_id.split("/", 1)[0] if "/" in gym_id else None
+    if gym_id not in gym.registry and namespace in PLUGINS:
+        module_name, register, extra = PLUGINS[namespace]
+        module = _import(module_name, extra)
+        if register is not None:
+            getattr(module, register)()
+    try:
+        gym.spec(gym_id)
     except Exception as exc:  # gymnasium raises several error types here
-        raise ValueError(f"env.id: unknown gymnasium id {env_id!r} ({exc})") from None
+        raise ValueError(f"env.id: unknown gymnasium id {gym_id!r} ({exc})") from None
+    return gym_id
+
+
+def _resolve(env_id: str) -> str | Callable[..., gym.Env]:
+    """What to make for an env id: a registered gymnasium id (``CartPole-v1``,
+    ``MinAtar/Breakout-v1``), gymnasium's ``module:env-id`` form (the module is imported
+    first, so a package that registers its ids on import needs no code from the user), or
+    a ``package.module:ClassName`` entry point (a gymnasium.Env class)."""
+    if ":" not in env_id:
+        return _registered(env_id)
+    module_name, _, rest = env_id.partition(":")
+    if rest.isidentifier() or not rest:
+        return _entry_class(module_name, rest)
+    _import(module_name)
+    return _registered(rest)
+
+
+def check_env_id(env_id: str) -> str:
+    """Raise ValueError unless ``env_id`` is a registered id (after its package's
+    registration), a ``module:env-id`` or an importable ``module:Class`` entry point."""
+    _resolve(env_id)
     return env_id
 
 
@@ -74,14 +115,37 @@ def make_env(env_id: str, kwargs: dict[str, Any] | None = None, *,
 
 def _make_uncounted(env_id: str, kwargs: dict[str, Any] | None,
                     max_episode_steps: int | None) -> gym.Env:
+    return flat_observations(_make_raw(env_id, kwargs, max_episode_steps))
+
+
+@functools.lru_cache(maxsize=64)
+def _raw_shape(env_id: str, kwargs_json: str) -> tuple[int, ...]:
+    env = _make_raw(env_id, json.loads(kwargs_json), None)
+    try:
+        space = env.observation_space
+        return tuple(int(x) for x in space.shape or ())
+    finally:
+        env.close()
+
+
+def observation_shape(env_id: str, kwargs: dict[str, Any] | None = None) -> tuple[int, ...]:
+    """The env's observation shape before ``flat_observations`` (an image stays (H, W, C)):
+    what chooses and builds a CNN. Cached per id and kwargs (the env is made once)."""
+    return _raw_shape(env_id, json.dumps(kwargs or {}, sort_keys=True, default=str))
+
+
+def _make_raw(env_id: str, kwargs: dict[str, Any] | None,
+              max_episode_steps: int | None) -> gym.Env:
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
-        if ":" in env_id:
-            env = _entry_class(env_id)(**kwargs)
+        target = _resolve(env_id)
+        if isinstance(target, str):
+            env = gym.make(target, max_episode_steps=max_episode_steps, **kwargs)
+        else:
+            env = target(**kwargs)
             if max_episode_steps is not None:
                 env = TimeLimit(env, max_episode_steps)
-            return env
-        return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+    return env
 
 
 def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = None, *,
@@ -93,16 +157,43 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
     """
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
-        if ":" not in env_id and gym.spec(env_id).vector_entry_point is not None:
+        target = _resolve(env_id)
+        if isinstance(target, str) and gym.spec(target).vector_entry_point is not None:
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
-            vec = gym.make_vec(env_id, num_envs=num_envs,
+            vec = gym.make_vec(target, num_envs=num_envs,
                                vectorization_mode="vector_entry_point", **kwargs)
         else:
             fns = [lambda: _make_uncounted(env_id, kwargs, max_episode_steps)] * num_envs
             vec = SyncVectorEnv(fns)
     wrapped = _CountedVec(vec) if counted else vec
     return _checked(wrapped, vec.single_observation_space, vec.single_action_space)
+
+
+class _FlatFloat(gym.ObservationWrapper):  # type: ignore[type-arg]
+    """A Box observation of rank >= 2 (an image, a table) as a flat float32 vector;
+    uint8 values scaled to [0, 1], bool to {0, 1}."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        assert isinstance(space, gym.spaces.Box)
+        self._scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
+        low = np.asarray(space.low, dtype=np.float32).reshape(-1) * self._scale
+        high = np.asarray(space.high, dtype=np.float32).reshape(-1) * self._scale
+        self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return np.asarray(observation, dtype=np.float32).reshape(-1) * np.float32(self._scale)
+
+
+def flat_observations(env: gym.Env) -> gym.Env:
+    """``env`` with its observations flat for an MLP: a rank-1 Box stays as it is, any
+    other Box (an image of rank 3, a (5, 5) table) is flattened (``_FlatFloat``)."""
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Box) and len(space.shape) >= 2:
+        return _FlatFloat(env)
+    return env
 
 
 @contextmanager
@@ -129,9 +220,10 @@ def _checked(env: E, obs: gym.Space, act: gym.Space) -> E:
 
 
 def check_spaces(obs: gym.Space, act: gym.Space) -> None:
-    """Raise ValueError naming the space unless obs is a flat Box and act Discrete/flat Box."""
+    """Raise ValueError naming the space unless obs is a flat Box (``flat_observations``
+    flattens any other Box first) and act Discrete or a flat Box."""
     if not (isinstance(obs, gym.spaces.Box) and len(obs.shape) == 1):
-        raise ValueError(f"env.id: observation space {obs} is not supported; need a flat Box")
+        raise ValueError(f"env.id: observation space {obs} is not supported; need a Box")
     flat_box = isinstance(act, gym.spaces.Box) and len(act.shape) == 1
     if not (isinstance(act, gym.spaces.Discrete) or flat_box):
         raise ValueError(f"env.id: action space {act} is not supported; need Discrete or flat Box")

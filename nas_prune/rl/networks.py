@@ -2,8 +2,8 @@
 
 Pruning, surgery and counting see a network only through ``PrunableNet``: a list of named
 ``PrunableLayer`` records (weight tensor, masks, the kind of unit) and methods that mask or
-remove units by layer name. ``MLP`` is the one implementation so far (its units are the
-neurons of hidden Linear layers); a conv net adds ``"channel"`` units.
+remove units by layer name. ``MLP`` (its units are the neurons of hidden Linear layers) and
+``rl.cnn.CNN`` (also the output channels of its conv layers) implement it.
 """
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ for _name, _act in {
 }.items():
     activations.register(_name)(_act)
 
-# What one row (dim 0) of a prunable weight is; the next network kind adds "channel".
-Unit = Literal["neuron"]
+# What one row (dim 0) of a prunable weight is: a Linear's output neuron or a conv's
+# output channel (``rl.cnn.CNN``).
+Unit = Literal["neuron", "channel"]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ SHOWN = 4  # changed fields named in the error; the rest are counted
 
 
 def changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted paths whose values differ, as ``path: old -> new`` (lists compare whole).
+    """Dotted paths whose values differ, as ``path: old -> new`` (lists compare whole). A
+    key only ``new`` has is a field a later release added: it counts only when set to
+    something other than an off value (``_neutral``), so studies stay resumable across
+    releases that add options.
 
     Returns:
         One entry per differing leaf, in key order; empty when equal.
@@ -26,11 +29,19 @@ def changed_fields(old: Any, new: Any, prefix: str = "") -> list[str]:
         out: list[str] = []
         for key in sorted(set(old) | set(new)):
             path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old and _neutral(new[key]):
+                continue  # a field added by a later release, left at its off value
             out += changed_fields(old.get(key, "<unset>"), new.get(key, "<unset>"), path)
         return out
     if json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True):
         return []
     return [f"{prefix}: {_short(old)} -> {_short(new)}"]
+
+
+def _neutral(value: Any) -> bool:
+    """An unset / off value (None, False, 0, empty): what a field a study was created
+    before has meant for that study."""
+    return value is None or value is False or value == 0 or value in ([], {}, "")
 
 
 def _short(value: Any) -> str:

@@ -10,8 +10,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.heads import HEADS, Head
-from nas_prune.rl.networks import MLP, activations
+from nas_prune.rl.networks import MLP, PrunableNet, activations
 from nas_prune.util.files import atomic_path
 
 __all__ = ["CheckpointError", "POLICY_SPEC", "POLICY_WEIGHTS", "load_policy", "load_tensors",
@@ -53,7 +54,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
             f"checkpoint: {path} is not a valid safetensors file ({exc})") from None
 
 
-def save_policy(directory: Path, net: MLP, head: Head) -> str:
+def save_policy(directory: Path, net: PrunableNet, head: Head) -> str:
     """Write the deployable policy: ``policy.safetensors`` + ``policy.json``; return its SHA-256."""
     digest = save_tensors(directory / POLICY_WEIGHTS, net.state_dict())
     spec = {**net.spec(), "head": head.to_json(), "weights": POLICY_WEIGHTS, "sha256": digest}
@@ -61,20 +62,16 @@ def save_policy(directory: Path, net: MLP, head: Head) -> str:
     return digest
 
 
-def load_policy(directory: Path, *, verify: bool = True) -> tuple[MLP, Head]:
-    """Rebuild a policy saved by ``save_policy``, checking its SHA-256 when ``verify``."""
+def load_policy(directory: Path, *, verify: bool = True) -> tuple[PrunableNet, Head]:
+    """Rebuild a policy saved by ``save_policy`` (an MLP or a CNN), checking its SHA-256
+    when ``verify``."""
     spec = _read_spec(directory / POLICY_SPEC)
     weights = directory / POLICY_WEIGHTS
     tensors = load_tensors(weights)
     if verify and sha256_file(weights) != spec.get("sha256"):
         raise CheckpointError(f"checkpoint: {weights} does not match the SHA-256 in its spec")
-    sizes = [int(s) for s in spec["sizes"]]
-    # shapes checked against the tensors before building: a crafted spec cannot make us
-    # allocate a huge network
-    expected = {f"layers.{i}.weight": (b, a) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
-    if {k: tuple(v.shape) for k, v in tensors.items() if k.endswith("weight")} != expected:
-        raise CheckpointError(f"checkpoint: weights in {weights} do not fit sizes {sizes}")
-    net = MLP(sizes, str(spec["activation"]))
+    net = _build_cnn(spec, tensors, weights) if spec["type"] == "cnn" else _build_mlp(
+        spec, tensors, weights)
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:
@@ -85,6 +82,43 @@ def load_policy(directory: Path, *, verify: bool = True) -> tuple[MLP, Head]:
     return net, Head.from_json(h)
 
 
+def _build_mlp(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: Path) -> MLP:
+    sizes = [int(s) for s in spec["sizes"]]
+    # shapes checked against the tensors before building: a crafted spec cannot make us
+    # allocate a huge network
+    expected = {f"layers.{i}.weight": (b, a) for i, (a, b) in enumerate(zip(sizes, sizes[1:]))}
+    if {k: tuple(v.shape) for k, v in tensors.items() if k.endswith("weight")} != expected:
+        raise CheckpointError(f"checkpoint: weights in {weights} do not fit sizes {sizes}")
+    return MLP(sizes, str(spec["activation"]))
+
+
+_CNN_LISTS = ("image", "channels", "kernels", "strides", "hidden")
+
+
+def _build_cnn(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: Path) -> CNN:
+    def ints(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, int) and x > 0 for x in v)
+
+    if (not all(ints(spec.get(k)) for k in _CNN_LISTS) or len(spec["image"]) != 3
+            or not isinstance(spec.get("outputs"), int)
+            or not isinstance(spec.get("channels_last"), bool)):
+        raise CheckpointError(f"checkpoint: {weights.parent / POLICY_SPEC} needs image (3 "
+                              f"positive ints), channels, kernels, strides, hidden, outputs "
+                              f"and channels_last")
+    args = ([int(x) for x in spec["image"]], spec["channels"], spec["kernels"], spec["strides"],
+            spec["hidden"], spec["outputs"], str(spec["activation"]), spec["channels_last"])
+    try:
+        # built on the meta device first: a crafted spec allocates nothing before its
+        # shapes are checked against the tensors
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in CNN(*args).state_dict().items()}
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint: {exc}") from None
+    if {k: tuple(v.shape) for k, v in tensors.items()} != shapes:
+        raise CheckpointError(f"checkpoint: weights in {weights} do not fit the CNN spec")
+    return CNN(*args)
+
+
 def _read_spec(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint: {path} not found")
@@ -92,9 +126,10 @@ def _read_spec(path: Path) -> dict[str, Any]:
         spec = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint: {path} is not valid JSON ({exc})") from None
-    if not isinstance(spec, dict) or spec.get("type") != "mlp" or "sizes" not in spec:
-        raise CheckpointError(f"checkpoint: {path} is not an MLP policy spec")
-    sizes, head = spec.get("sizes"), spec.get("head")
+    if not isinstance(spec, dict) or spec.get("type") not in ("mlp", "cnn") or (
+            spec["type"] == "mlp" and "sizes" not in spec):
+        raise CheckpointError(f"checkpoint: {path} is not an MLP or CNN policy spec")
+    sizes, head = spec.get("sizes", [1, 1]), spec.get("head")
     if (not isinstance(sizes, list) or len(sizes) < 2
             or not all(isinstance(x, int) and x > 0 for x in sizes)
             or not isinstance(spec.get("activation"), str) or not isinstance(head, dict)):

@@ -46,15 +46,21 @@ def build_agent(cfg: TrialConfig, seed: int) -> Agent:
     cls = agents.get(cfg.agent.name)
     spec = AgentSpec(env=env_spec(cfg), hidden=list(cfg.agent.hidden or []),
                      activation=str(cfg.agent.activation), hyper=cls.Hyper(**cfg.agent.hyper),
-                     seed=seed, train_steps=cfg.agent.train_steps)
+                     seed=seed, train_steps=cfg.agent.train_steps,
+                     network=str(cfg.agent.network), channels=tuple(cfg.agent.channels or ()),
+                     kernels=tuple(cfg.agent.kernels or ()),
+                     strides=tuple(cfg.agent.strides or ()))
     return cls(spec)
 
 
 def dense_key(cfg: TrialConfig) -> str:
     """What determines the dense agent: env, agent (name, width, hyper, budget), seed."""
+    agent = cfg.agent.model_dump(mode="json")
+    if agent["network"] == "mlp":  # the keys MLP agents had before CNNs existed: caches stay
+        for key in ("network", "channels", "kernels", "strides"):
+            agent.pop(key)
     fields: dict[str, object] = {
-        "env": cfg.env.model_dump(mode="json"), "agent": cfg.agent.model_dump(mode="json"),
-        "seed": cfg.seed,
+        "env": cfg.env.model_dump(mode="json"), "agent": agent, "seed": cfg.seed,
     }
     blob = json.dumps(fields, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

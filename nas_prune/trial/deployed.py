@@ -23,12 +23,12 @@ def deploy_metrics(policy: MLP, settings: EvalConfig, states: torch.Tensor) -> d
 
     Args:
         policy: the deployed network (structured pruning already shrunk).
-        settings: the trial's eval settings (``deploy_format``, ``latency``).
+        settings: the trial's eval settings (``deploy_int8``, ``latency``).
         states: visited states, the int8 quantizer's calibration data.
     """
     from nas_prune.deploy.latency import policy_bytes
 
-    if settings.deploy_format == "int8":
+    if settings.deploy_int8:
         from nas_prune.deploy.quantize import int8_onnx
 
         out: dict[str, Any] = {"bytes": len(int8_onnx(policy, states.numpy())),

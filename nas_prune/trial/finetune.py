@@ -14,7 +14,7 @@ from nas_prune.rl.envs import make_vec_env
 from nas_prune.rl.evaluation import EvalResult, evaluate
 from nas_prune.rl.heads import act
 from nas_prune.rl.networks import MLP
-from nas_prune.rl.optim.flatnet import FlatMLP, FlatTrainer
+from nas_prune.rl.optim.flatnet import FastNet, FlatTrainer, fast_net
 
 __all__ = ["DISTILL_BUFFER", "DISTILL_ENVS", "DISTILL_EPS", "DISTILL_ROLLOUT", "SnapshotKeeper",
            "distill", "finetune", "selection_eval"]
@@ -87,7 +87,7 @@ def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
             agent.env_steps += DISTILL_ROLLOUT * DISTILL_ENVS
             states = states[-(DISTILL_BUFFER // DISTILL_ENVS):]
             data = torch.as_tensor(np.concatenate(states), dtype=torch.float32)
-            _distill_round(agent, trainer, FlatMLP(teacher), data, cfg, penalty, gen)
+            _distill_round(agent, trainer, fast_net(teacher), data, cfg, penalty, gen)
             if progress is not None:
                 progress(agent.env_steps)
     finally:
@@ -104,7 +104,7 @@ def _student_step(vec: object, student: MLP, agent: Agent, obs: np.ndarray,
     return next_obs  # type: ignore[no-any-return]
 
 
-def _distill_round(agent: Agent, trainer: FlatTrainer, teacher: FlatMLP, data: torch.Tensor,
+def _distill_round(agent: Agent, trainer: FlatTrainer, teacher: FastNet, data: torch.Tensor,
                    cfg: FinetuneConfig, penalty: Penalty | None, gen: torch.Generator) -> None:
     # one gradient step per DISTILL_ROLLOUT env steps of one env: 32 steps per round
     student = trainer.nets[0]

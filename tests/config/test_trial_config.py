@@ -2,6 +2,7 @@
 per-layer sparsity plan, and one-line errors naming each field."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -120,3 +121,56 @@ def test_config_is_frozen_and_copies_are_independent() -> None:
         cfg.seed = 3  # type: ignore[misc]
     other = cfg.model_copy(update={"seed": 3})
     assert (cfg.seed, other.seed) == (0, 3)
+
+
+# --- the network family: chosen from the observation, presets, conv-layer plans ----------
+
+IMAGE_ENV = "tests.rl.toy_envs:BoolImageEnv"  # (4, 4, 2) bool frames
+
+
+@pytest.mark.parametrize(("env", "agent", "expected"), [
+    (IMAGE_ENV, {}, ("cnn", [16], [3], [1])),  # an image: the minatar torso
+    ("tests.rl.toy_envs:TableObsEnv", {}, ("mlp", None, None, None)),  # (3, 4): flattened
+    ("CartPole-v1", {}, ("mlp", None, None, None)),
+    (IMAGE_ENV, {"network": "mlp"}, ("mlp", None, None, None)),
+    (IMAGE_ENV, {"channels": [8, 4], "kernels": [2, 2]}, ("cnn", [8, 4], [2, 2], [1, 1])),
+    ("CartPole-v1", {"network": "nature"}, ("cnn", [32, 64, 64], [8, 4, 3], [4, 2, 1])),
+])
+def test_network_is_resolved(env: str, agent: dict[str, Any], expected: tuple[Any, ...]
+                             ) -> None:
+    cfg = TrialConfig.model_validate({"env": {"id": env}, "agent": agent})
+    a = cfg.agent
+    assert (a.network, a.channels, a.kernels, a.strides) == expected
+
+
+def test_preset_fills_the_dense_part_unless_given() -> None:
+    assert TrialConfig.model_validate(
+        {"env": {"id": IMAGE_ENV}, "agent": {"network": "minatar"}}).agent.hidden == [128]
+    assert TrialConfig.model_validate(
+        {"env": {"id": IMAGE_ENV},
+         "agent": {"network": "minatar", "hidden": [7]}}).agent.hidden == [7]
+
+
+def test_conv_layers_are_prunable_layers_of_the_plan() -> None:
+    base = {"env": {"id": IMAGE_ENV}, "agent": {"channels": [4, 4], "kernels": [2, 2],
+                                                 "hidden": [8]}}
+    structured = {**base, "pruning": {"method": "importance", "sparsity": [0.5, 0.25, 0.5]}}
+    assert layer_sparsity(TrialConfig.model_validate(structured)) == [0.5, 0.25, 0.5]
+    unstructured = {**base, "pruning": {"method": "magnitude", "sparsity": [0.1] * 4}}
+    assert len(layer_sparsity(TrialConfig.model_validate(unstructured))) == 4
+    with pytest.raises(ValidationError, match=r"channels \[4, 4\] \+ hidden \[8\] has 3"):
+        TrialConfig.model_validate({**base, "pruning": {"method": "importance",
+                                                        "sparsity": [0.5, 0.5]}})
+
+
+@pytest.mark.parametrize(("agent", "needle"), [
+    ({"network": "cnn", "channels": [4, 4], "kernels": [3]}, "agent.kernels: [3] needs 2"),
+    ({"network": "cnn", "strides": [0]}, "agent.strides: [0] needs 1 positive"),
+    ({"network": "mlp", "channels": [4]}, "agent.channels: channels, kernels and strides are "
+                                          "for network cnn; allowed networks: mlp, cnn"),
+    ({"network": "resnet"}, "agent.network"),
+    ({"channels": [0]}, "agent.channels"),
+])
+def test_bad_network_settings_name_the_field(agent: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(needle)):
+        TrialConfig.model_validate({"env": {"id": IMAGE_ENV}, "agent": agent})

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from nas_prune.rl import envs
 from nas_prune.rl.envs import (
     act_dim,
     check_env_id,
@@ -104,11 +105,95 @@ def test_max_episode_steps_truncates(env_id: str, limit: int) -> None:
     assert flags[-1] == (False, True)
 
 
+# --- env packages: module:env-id and ids registered on request ---------------------------
+
+def test_module_colon_env_id_imports_the_package_first() -> None:
+    env_id = "tests.rl.toy_plugin:ToyPlugin/Fixed-v0"
+    assert check_env_id(env_id) == env_id
+    env = make_env(env_id)
+    env.reset(seed=0)
+    assert [env.step(1)[2] for _ in range(4)] == [False, False, False, True]
+    env.close()
+    make_vec_env(env_id, 2).close()
+
+
+def test_namespace_of_a_known_package_registers_without_user_code(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(envs.PLUGINS, "ToyLazy",
+                        ("tests.rl.toy_plugin", "register_lazy", "games"))
+    monkeypatch.delitem(gym.registry, "ToyLazy/Fixed-v0", raising=False)
+    assert check_env_id("ToyLazy/Fixed-v0") == "ToyLazy/Fixed-v0"
+    make_env("ToyLazy/Fixed-v0").close()
+
+
+def test_missing_env_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(envs.PLUGINS, "Nope", ("no_such_env_pkg_xyz", "register", "games"))
+    with pytest.raises(ValueError) as info:
+        check_env_id("Nope/Game-v0")
+    msg = str(info.value)
+    assert msg.startswith("env.id: cannot import module 'no_such_env_pkg_xyz' (")
+    assert msg.endswith("install it with pip install -e '.[games]'")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("env_id", ["MinAtar/Breakout-v1", "minatar:MinAtar/Breakout-v1"])
+def test_minatar_ids_work_without_registration_code(env_id: str) -> None:
+    pytest.importorskip("minatar")
+    env = make_env(env_id, max_episode_steps=7)
+    obs, _ = env.reset(seed=3)
+    # (10, 10, 4) bool, channels last, flattened to 400 floats in {0, 1}
+    assert obs.shape == (400,) and obs.dtype == np.float32
+    assert set(np.unique(obs)) <= {0.0, 1.0} and obs.sum() > 0
+    assert env.action_space == gym.spaces.Discrete(3)  # the minimal action set
+    steps = 0
+    while True:
+        steps += 1
+        if any(env.step(0)[2:4]):
+            break
+    assert steps <= 7
+    env.close()
+
+
+# --- observations of rank >= 2 are flattened for an MLP -----------------------------------
+
+@pytest.mark.parametrize(("name", "size", "first", "last"), [
+    ("TableObsEnv", 12, 0.0, 2.3),  # (3, 4) float: t / 10 + i + j / 10 at t = 0
+    ("Uint8ImageEnv", 90, 0.0, 0.0),  # (5, 6, 3) uint8 scaled to [0, 1]
+    ("BoolImageEnv", 32, 0.0, 0.0),  # (4, 4, 2) bool
+])
+def test_rank_2_and_3_boxes_become_flat_float32(name: str, size: int, first: float,
+                                                last: float) -> None:
+    for env in (make_env(f"{TOY}:{name}"),):
+        assert env.observation_space.shape == (size,)
+        assert env.observation_space.dtype == np.float32
+        obs, _ = env.reset(seed=0)
+        assert obs.shape == (size,) and obs.dtype == np.float32
+        assert obs[0] == pytest.approx(first) and obs[-1] == pytest.approx(last)
+        assert env.observation_space.contains(obs)
+        env.close()
+    vec = make_vec_env(f"{TOY}:{name}", 3)
+    obs, _ = vec.reset(seed=0)
+    assert obs.shape == (3, size) and obs.dtype == np.float32
+    vec.close()
+
+
+def test_uint8_images_are_scaled_and_bool_images_are_zero_one() -> None:
+    env = make_env(f"{TOY}:Uint8ImageEnv")
+    env.reset(seed=0)
+    obs = env.step(1)[0]
+    np.testing.assert_allclose(obs, np.full(90, 51 / 255, dtype=np.float32))
+    assert env.observation_space.high.max() == pytest.approx(1.0)
+    env.close()
+    env = make_env(f"{TOY}:BoolImageEnv")
+    env.reset(seed=0)
+    obs = env.step(1)[0]
+    assert obs[0] == 1.0 and obs[1:].sum() == 0.0
+    env.close()
+
+
 # --- spaces -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "needle"), [
-    ("ImageObsEnv", "env.id: observation space Box(0.0, 1.0, (4, 4), float32) is not "
-                    "supported; need a flat Box"),
     ("DictObsEnv", "env.id: observation space Dict("),
     ("MultiDiscreteEnv", "env.id: action space MultiDiscrete([2 2]) is not supported; need "
                          "Discrete or flat Box"),
@@ -123,7 +208,7 @@ def test_unsupported_spaces_are_refused(name: str, needle: str) -> None:
 @pytest.mark.parametrize(("obs", "act", "ok"), [
     (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4), True),
     (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2,)), True),
-    (gym.spaces.Box(-1, 1, (3, 1)), gym.spaces.Discrete(4), False),
+    (gym.spaces.Box(-1, 1, (3, 1)), gym.spaces.Discrete(4), False),  # flattened before
     (gym.spaces.Discrete(5), gym.spaces.Discrete(4), False),
     (gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (2, 2)), False),
     (gym.spaces.Box(-1, 1, (3,)), gym.spaces.MultiBinary(2), False),

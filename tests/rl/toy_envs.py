@@ -67,10 +67,35 @@ class BoxActionEnv(FixedLengthEnv):
         return obs, float(np.asarray(action)[0]), term, trunc, info
 
 
-class ImageObsEnv(FixedLengthEnv):
-    """A 2-D observation: not a flat Box."""
+class TableObsEnv(FixedLengthEnv):
+    """A (3, 4) float observation (a table, e.g. highway-env's vehicles): flattened for an
+    MLP. Entry [i, j] is t / 10 + i + j / 10."""
 
-    observation_space = gym.spaces.Box(0.0, 1.0, shape=(4, 4), dtype=np.float32)
+    observation_space = gym.spaces.Box(-10.0, 10.0, shape=(3, 4), dtype=np.float32)
+
+    def _obs(self) -> np.ndarray:
+        i, j = np.meshgrid(np.arange(3), np.arange(4), indexing="ij")
+        return (self.t / 10 + i + j / 10).astype(np.float32)
+
+
+class Uint8ImageEnv(FixedLengthEnv):
+    """A (5, 6, 3) uint8 image, channels last; every pixel is 51 * t (capped at 255)."""
+
+    observation_space = gym.spaces.Box(0, 255, shape=(5, 6, 3), dtype=np.uint8)
+
+    def _obs(self) -> np.ndarray:
+        return np.full((5, 6, 3), min(51 * self.t, 255), dtype=np.uint8)
+
+
+class BoolImageEnv(FixedLengthEnv):
+    """A (4, 4, 2) bool image (MinAtar's kind): pixel (0, 0, 0) is on from step 1."""
+
+    observation_space = gym.spaces.Box(0, 1, shape=(4, 4, 2), dtype=bool)
+
+    def _obs(self) -> np.ndarray:
+        obs = np.zeros((4, 4, 2), dtype=bool)
+        obs[0, 0, 0] = self.t >= 1
+        return obs
 
 
 class DictObsEnv(FixedLengthEnv):

@@ -26,6 +26,16 @@ runner = CliRunner()
      ["agent.hyper.lr: <unset> -> 0.1"]),
     ({"seeds": [0]}, {"seeds": [0, 1]}, ["seeds: [0] -> [0, 1]"]),
     ({"b": 1, "a": {"x": "u"}}, {"b": 2, "a": {"x": "v"}}, ["a.x: u -> v", "b: 1 -> 2"]),
+    # a field a later release added, left off: a study created before it still resumes
+    ({"agent": {"name": "dqn"}},
+     {"agent": {"name": "dqn", "network": None, "channels": [], "noise": 0.0, "on": False}},
+     []),
+    # ... but set to something, it changes what trials compute
+    ({"agent": {"name": "dqn"}}, {"agent": {"name": "dqn", "network": "cnn"}},
+     ["agent.network: <unset> -> cnn"]),
+    # a key the new sweep lost always counts
+    ({"agent": {"name": "dqn", "network": None}}, {"agent": {"name": "dqn"}},
+     ["agent.network: null -> <unset>"]),
 ])
 def test_changed_fields_names_each_differing_leaf(old: Any, new: Any,
                                                   expected: list[str]) -> None:
@@ -115,11 +125,12 @@ def test_the_fingerprint_changes_with_the_objectives(tiny_sweep: Path,
 
 def test_new_eval_settings_at_their_defaults_leave_old_fingerprints_alone(
         tiny_sweep: Path) -> None:
-    # a study fingerprinted before noise_std/latency/deploy_format existed still resumes
+    # a study fingerprinted before noise_std/latency/deploy_int8 existed still resumes
     base = load_sweep(tiny_sweep).fingerprint()
-    assert set(base["eval"]) == {"episodes", "seed"}
+    old = {**base, "eval": {k: base["eval"][k] for k in ("episodes", "seed")}}
+    assert changed_fields(old, base) == []
     _edit(tiny_sweep, eval__noise_std=0.5)
-    assert changed_fields(base, load_sweep(tiny_sweep).fingerprint()) == [
+    assert changed_fields(old, load_sweep(tiny_sweep).fingerprint()) == [
         "eval.noise_std: <unset> -> 0.5"]
 
 

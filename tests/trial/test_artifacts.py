@@ -11,6 +11,8 @@ from typing import Any, Callable
 import pytest
 import torch
 
+from nas_prune.pruning.surgery import shrink
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP
 from nas_prune.trial.artifacts import (
@@ -98,6 +100,43 @@ def test_policy_round_trip_acts_the_same(tmp_path: Path, sizes: list[int], activ
     assert (q is None and q2 is None) or (q == q2).all()
 
 
+def _cnn() -> CNN:
+    torch.manual_seed(0)
+    net = CNN((2, 7, 6), [5, 4], [3, 2], [2, 1], [6], 3, "relu", channels_last=True)
+    keep = torch.tensor([True, False, True, True, False])
+    net.set_unit_mask("convs.0", keep)
+    return shrink(net)
+
+
+def test_cnn_policy_round_trip(tmp_path: Path) -> None:
+    net = _cnn()
+    save_policy(tmp_path, net, Head("q"))
+    spec = json.loads((tmp_path / POLICY_SPEC).read_text())
+    assert spec["type"] == "cnn" and spec["channels"] == [3, 4] and spec["image"] == [2, 7, 6]
+    loaded, head = load_policy(tmp_path)
+    assert isinstance(loaded, CNN) and head == Head("q")
+    obs = torch.randn(16, 2 * 7 * 6)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(obs), net(obs))
+
+
+@pytest.mark.parametrize(("changes", "needle"), [
+    ({"channels": [3, 5]}, "do not fit the CNN spec"),
+    ({"image": [2, 7]}, "needs image (3 positive ints)"),
+    ({"kernels": [30, 2]}, "agent.kernels: conv layer 0"),
+    ({"channels": [100000, 100000], "hidden": [100000]}, "do not fit the CNN spec"),
+    ({"channels_last": "yes"}, "needs image (3 positive ints)"),
+])
+def test_bad_cnn_specs_are_one_line_errors(tmp_path: Path, changes: dict[str, Any],
+                                           needle: str) -> None:
+    save_policy(tmp_path, _cnn(), Head("q"))
+    _tamper_spec(**changes)(tmp_path)
+    with pytest.raises(CheckpointError) as info:
+        load_policy(tmp_path, verify=False)
+    assert str(info.value).startswith("checkpoint: ") and needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
 def test_pruned_zeros_survive_the_round_trip(tmp_path: Path) -> None:
     net = _net()
     mask = (torch.arange(32).reshape(8, 4) % 3 == 0).float()
@@ -141,9 +180,10 @@ def _resave_with_spec_digest(d: Path) -> None:
     (lambda d: (d / POLICY_SPEC).unlink(), "policy.json not found"),
     (lambda d: (d / POLICY_WEIGHTS).unlink(), "policy.safetensors not found"),
     (_write(POLICY_SPEC, b"{not json"), "is not valid JSON"),
-    (_write(POLICY_SPEC, b"[1, 2]"), "is not an MLP policy spec"),
-    (_tamper_spec(type="cnn"), "is not an MLP policy spec"),
-    (_tamper_spec(sizes=_DROP), "is not an MLP policy spec"),
+    (_write(POLICY_SPEC, b"[1, 2]"), "is not an MLP or CNN policy spec"),
+    (_tamper_spec(type="rnn"), "is not an MLP or CNN policy spec"),
+    (_tamper_spec(type="cnn"), "needs image (3 positive ints), channels, kernels"),
+    (_tamper_spec(sizes=_DROP), "is not an MLP or CNN policy spec"),
     (_tamper_spec(sizes=[4]), "needs sizes (positive ints), activation and head"),
     (_tamper_spec(sizes=[4, 0, 2]), "needs sizes (positive ints), activation and head"),
     (_tamper_spec(sizes=[4, "8", 6, 2]), "needs sizes (positive ints), activation and head"),

@@ -41,7 +41,7 @@ def test_latency_is_measured_when_asked_and_the_rest_repeats() -> None:
 def test_int8_bytes_are_the_quantized_onnx_file() -> None:
     pytest.importorskip("onnxruntime")
     fp32 = run_trial(_cfg()).metrics
-    int8 = run_trial(_cfg(deploy_format="int8")).metrics
+    int8 = run_trial(_cfg(deploy_int8=True)).metrics
     assert int8.bytes_format == "int8_onnx" and int8.bytes is not None and int8.bytes > 0
     assert int8.bytes != fp32.bytes
     assert int8.weights_hash == fp32.weights_hash  # the format changes no training

@@ -1,5 +1,5 @@
-"""Importance-based structured pruning: remove the least important units (an MLP's hidden
-neurons)."""
+"""Importance-based structured pruning: remove the least important units (hidden neurons,
+conv channels)."""
 from __future__ import annotations
 
 from typing import Literal, Sequence
@@ -45,9 +45,15 @@ def _taylor_scores(net: PrunableNet, layers: list[PrunableLayer],
         a.retain_grad()
     net.zero_grad(set_to_none=True)
     ctx.objective(out).backward()
-    scores = [(a * a.grad).abs().mean(dim=0).detach() for a in acts]  # type: ignore[operator]
+    # a conv channel's term sums over its output positions before the absolute value
+    scores = [_per_unit(a * a.grad).abs().mean(dim=0).detach()  # type: ignore[operator]
+              for a in acts]
     net.zero_grad(set_to_none=True)
     return scores
+
+
+def _per_unit(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(2).sum(dim=2) if t.dim() > 2 else t
 
 
 @methods.register("importance")

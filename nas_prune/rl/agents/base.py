@@ -8,10 +8,11 @@ import gymnasium as gym
 import torch
 from pydantic import BaseModel
 
-from nas_prune.rl.envs import check_spaces
+from nas_prune.rl.cnn import CNN, image_layout
+from nas_prune.rl.envs import check_spaces, observation_shape
 from nas_prune.rl.evaluation import EnvSpec
 from nas_prune.rl.heads import Head
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import MLP, PrunableNet
 from nas_prune.rl.optim.flatnet import Penalty
 from nas_prune.util.registry import Registry
 
@@ -30,6 +31,21 @@ class AgentSpec:
     hyper: BaseModel
     seed: int
     train_steps: int  # the dense budget; schedules (epsilon, learning rate) span it
+    # the conv torso (network "cnn"): channels, kernels and strides per conv layer
+    network: str = "mlp"
+    channels: tuple[int, ...] = ()
+    kernels: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+
+    def build_net(self, n_obs: int, n_out: int, hidden: list[int] | None = None) -> PrunableNet:
+        """A fresh network of this spec's family from ``n_obs`` flat inputs to ``n_out``
+        outputs (``hidden``: other hidden widths, e.g. a critic's)."""
+        hidden = list(self.hidden if hidden is None else hidden)
+        if self.network != "cnn":
+            return MLP([n_obs, *hidden, n_out], self.activation)
+        image, channels_last = image_layout(observation_shape(self.env.id, self.env.kwargs))
+        return CNN(image, list(self.channels), list(self.kernels), list(self.strides), hidden,
+                   n_out, self.activation, channels_last)
 
 
 class Agent:

@@ -20,7 +20,7 @@ from nas_prune.rl.agents.base import (
 from nas_prune.rl.envs import act_dim, make_env, obs_dim
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP
-from nas_prune.rl.optim.flatnet import FlatMLP, FlatTrainer
+from nas_prune.rl.optim.flatnet import FlatTrainer, fast_net
 from nas_prune.rl.optim.losses import cross_entropy_grad, huber_q_grad
 
 __all__ = ["DQNAgent", "DQNHyper", "ReplayBuffer"]
@@ -97,7 +97,7 @@ class DQNAgent(Agent):
         self.env.action_space.seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
         n_obs, n_act = obs_dim(self.env.observation_space), act_dim(self.env.action_space)
-        self.set_policy(MLP([n_obs, *spec.hidden, n_act], spec.activation))
+        self.set_policy(spec.build_net(n_obs, n_act))
         self.buffer = ReplayBuffer(self.hp.buffer_size, n_obs)
         self._obs, _ = self.env.reset(seed=spec.seed)
         self._finetuning = False
@@ -114,7 +114,7 @@ class DQNAgent(Agent):
         self.q = net
         self.trainer = FlatTrainer([net], lr=self.hp.lr, max_grad_norm=self.hp.max_grad_norm)
         self.fq = self.trainer[net]
-        self.target = FlatMLP(copy.deepcopy(net))
+        self.target = fast_net(copy.deepcopy(net))
         self._sync_due = False
 
     def begin_finetune(self) -> None:
@@ -158,9 +158,9 @@ class DQNAgent(Agent):
                 progress(self.env_steps)
 
     def _sync_target(self) -> None:
-        for (tw, tb), layer in zip(self.target.weights, self.q.linears()):
-            tw.copy_(layer.weight.detach())
-            tb.copy_(layer.bias.detach())
+        with torch.no_grad():
+            for t, p in zip(self.target.net.parameters(), self.q.parameters()):
+                t.copy_(p)
         self._sync_due = False
 
     def _train_round(self, penalty: Penalty | None) -> None:

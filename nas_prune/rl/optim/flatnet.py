@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas_prune.rl.networks import MLP, activations
+from nas_prune.rl.networks import MLP, PrunableNet, activations
 
-__all__ = ["FlatMLP", "FlatTrainer", "Penalty"]
+__all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "fast_net"]
 
 Tensor = torch.Tensor
 # a regulariser on a net added to a training loss (None: none); PruningMethod.penalty is one
@@ -113,6 +113,58 @@ class FlatMLP:
         self._tape = []
 
 
+class AutogradNet:
+    """``FlatMLP``'s interface for any other network (a CNN) through autograd: a conv's
+    arithmetic outweighs the per-op overhead the hand-written MLP path removes.
+
+    ``forward(x, record=True)`` keeps the graph for one following ``backward(d_out)``, which
+    overwrites the parameters' ``.grad`` tensors (slices of a trainer's flat buffer).
+    """
+
+    def __init__(self, net: PrunableNet) -> None:
+        self.net = net
+        self._out: Tensor | None = None
+
+    def bind(self) -> None:
+        """Nothing to re-read: autograd uses the parameters wherever their storage is."""
+
+    def act_forward(self, x: np.ndarray) -> np.ndarray:
+        """The output for a few rows of float32 observations (acting)."""
+        with torch.no_grad():
+            return self.net(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+    def forward(self, x: Tensor, *, record: bool = False) -> Tensor:
+        """The network's output for a batch ``x`` (detached; the graph kept if ``record``)."""
+        if not record:
+            with torch.no_grad():
+                return self.net(x)
+        self._out = self.net(x)
+        return self._out.detach()
+
+    def backward(self, d_out: Tensor) -> None:
+        """Write d loss / d parameters, given d loss / d output (of the first rows of the
+        recorded batch), into the gradient buffer."""
+        if self._out is None:
+            raise RuntimeError("AutogradNet.backward needs a forward(..., record=True) first")
+        out, self._out = self._out, None
+        params = list(self.net.parameters())
+        grads = torch.autograd.grad(out[:len(d_out)], params, d_out, allow_unused=True)
+        for p, g in zip(params, grads):
+            assert p.grad is not None, "backward needs a FlatTrainer's net"
+            if g is None:
+                p.grad.zero_()
+            else:
+                p.grad.copy_(g)
+
+
+FastNet = FlatMLP | AutogradNet
+
+
+def fast_net(net: PrunableNet) -> FastNet:
+    """The training path for ``net``: the hand-written one for an MLP, autograd otherwise."""
+    return FlatMLP(net) if isinstance(net, MLP) else AutogradNet(net)
+
+
 def _flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
     """Move each parameter's storage into a slice of ``data`` (and its ``.grad`` into the
     same slice of ``grad``), keeping the parameter objects and their values."""
@@ -154,11 +206,11 @@ class FlatTrainer:
         _flatten_into(self.params, self.flat, self.grad)
         self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
                        for p in self.params]
-        self.mlps = {id(net): FlatMLP(net) for net in self.nets}
+        self.mlps = {id(net): fast_net(net) for net in self.nets}
         self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
         self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
 
-    def __getitem__(self, net: MLP) -> FlatMLP:
+    def __getitem__(self, net: PrunableNet) -> FastNet:
         return self.mlps[id(net)]
 
     def step(self, grads: Mapping[MLP, Tensor | np.ndarray], *, what: str,
