@@ -48,7 +48,8 @@ def _trial_overrides(**flags: Any) -> dict[str, Any]:
              "schedule": ("pruning", "schedule"), "sparsity": ("pruning", "sparsity"),
              "finetune_steps": ("pruning", "finetune", "steps"),
              "finetune_mode": ("pruning", "finetune", "mode"),
-             "episodes": ("eval", "episodes"), "seed": ("seed",)}
+             "episodes": ("eval", "episodes"), "seed": ("seed",),
+             "noise_std": ("eval", "noise_std"), "latency": ("eval", "latency")}
     out: dict[str, Any] = {}
     for name, value in flags.items():
         if value is None:
@@ -87,6 +88,10 @@ def trial(
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps"),
     finetune_mode: Optional[str] = typer.Option(None, "--finetune-mode", help="rl or distill"),
     episodes: Optional[int] = typer.Option(None, "--episodes"),
+    noise_std: Optional[float] = typer.Option(
+        None, "--noise-std", help="Also evaluate with observation noise (return_noise)."),
+    latency: Optional[bool] = typer.Option(
+        None, "--latency/--no-latency", help="Measure batch-1 latency (latency_us)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Dense-agent cache folder."),
     seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
 ) -> None:
@@ -103,7 +108,8 @@ def trial(
         hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, network=network,
         channels=guarded(lambda: parse_hidden(channels, "agent.channels")) if channels else None,
         train_steps=train_steps,
-        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
+        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed,
+        noise_std=noise_std, latency=latency)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))
 
