@@ -240,6 +240,7 @@ def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
          max_bytes: int | None = None) -> dict[str, Any]:
     """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
     from nas_prune.results.best import write_best
+    from nas_prune.results.report.data import hv_box
     from nas_prune.results.summary import summarize
 
     st, name, _ = _resolve(sweep_file, storage, study)
@@ -247,4 +248,5 @@ def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
     return write_best(summary.data.front, summary.ret_col, max_params=max_params,
                       min_return=min_return, knee=knee, out=out,
                       max_latency_us=max_latency_us, max_bytes=max_bytes,
-                      objectives=summary.data.objectives)
+                      objectives=summary.data.objectives,
+                      box=hv_box(summary.data.hypervolume))

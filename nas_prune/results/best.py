@@ -21,11 +21,13 @@ __all__ = ["write_best"]
 def write_best(summary_front: Any, ret_col: str, *, max_params: int | None,
                min_return: float | None, knee: bool, out: Path,
                max_latency_us: float | None = None, max_bytes: int | None = None,
-               objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> dict[str, Any]:
+               objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+               box: dict[str, float] | None = None) -> dict[str, Any]:
     """Pick a front point and write its standalone trial config YAML, validated by the
     model that ``nas-prune trial`` reads it with.
 
-    The rule: ``knee`` or no constraint: the front's knee (``costs.knee_position``). With
+    The rule: ``knee`` or no constraint: the front's knee (``costs.knee_position``, in the
+    hypervolume's normalised ``box`` when given: the report's knee). With
     an upper limit (params, latency, bytes): the highest-return point within every limit
     and ``min_return`` (ties: fewer params). With only ``min_return``: the fewest-params
     point reaching it. Latency is the report's re-measured figure where there is one.
@@ -48,7 +50,7 @@ def write_best(summary_front: Any, ret_col: str, *, max_params: int | None,
         ("--max-latency-us", "latency_us", max_latency_us),
         ("--max-bytes", "bytes", max_bytes)) if bound is not None}
     if knee or (not wanted and min_return is None):
-        i = knee_position(front, objectives, columns)
+        i = knee_position(front, objectives, columns, box)
     else:
         limits = {name: (_floats(front, _source(name, front)), float(bound))
                   for name, bound in wanted.values()}

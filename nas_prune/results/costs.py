@@ -8,10 +8,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from nas_prune.config.objectives import DEFAULT_OBJECTIVES, RETURN_LIKE, direction
+from nas_prune.config.objectives import (
+    DEFAULT_OBJECTIVES,
+    RELATIVE_TOLERANCE,
+    RETURN_LIKE,
+    direction,
+)
 
-__all__ = ["REMEASURED", "column_of", "knee_position", "normalized_costs", "objective_columns",
-           "raw_costs"]
+__all__ = ["REMEASURED", "column_of", "dominance_costs", "knee_position", "normalized_costs",
+           "objective_columns", "raw_costs"]
 
 REMEASURED = {"return_mean": "reeval_mean", "latency_us": "latency_remeasured_us"}
 
@@ -45,6 +50,22 @@ def raw_costs(df: pd.DataFrame, objectives: Sequence[str],
     cols = [_values(df, columns.get(n, n)) * (-1.0 if direction(n) == "maximize" else 1.0)
             for n in objectives]
     return np.column_stack(cols) if cols else np.empty((len(df), 0))
+
+
+def dominance_costs(df: pd.DataFrame, objectives: Sequence[str],
+                    columns: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``raw_costs`` and the per-column tolerance fronts are chosen with: an objective with a
+    relative tolerance (``RELATIVE_TOLERANCE``: latency) enters as its log, so values within
+    that fraction of each other count as equal."""
+    costs = raw_costs(df, objectives, columns)
+    tol = np.zeros(len(objectives))
+    for j, name in enumerate(objectives):
+        rel = RELATIVE_TOLERANCE.get(name)
+        if rel:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                costs[:, j] = np.log(costs[:, j])
+            tol[j] = np.log1p(rel)
+    return costs, tol
 
 
 def normalized_costs(df: pd.DataFrame, objectives: Sequence[str], box: Mapping[str, float],
@@ -84,13 +105,17 @@ def normalized_costs(df: pd.DataFrame, objectives: Sequence[str], box: Mapping[s
 
 
 def knee_position(front: pd.DataFrame, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
-                  columns: Mapping[str, str] | None = None) -> int:
+                  columns: Mapping[str, str] | None = None,
+                  box: Mapping[str, float] | None = None) -> int:
     """Position (0-based, in ``front``'s order) of the front's knee.
 
     Two objectives (return and a size): ``pareto.knee_index``, the point farthest from the
     line joining the front's extremes (size on log10). Three or more: ``pareto.
-    knee_index_nd``, the point nearest the ideal after scaling each objective to [0, 1]
-    over the front (sizes on log10, returns linear).
+    knee_index_nd``, the point nearest the ideal corner of the hypervolume's normalised box
+    (``normalized_costs``: returns over [floor, top], sizes on log10 over their range);
+    without a box, of the front's own range scaled to [0, 1] per objective. The box keeps
+    an objective whose front values barely differ (latency within noise) from weighing
+    as much as the return.
 
     Raises:
         ValueError: no finite points.
@@ -101,6 +126,9 @@ def knee_position(front: pd.DataFrame, objectives: Sequence[str] = DEFAULT_OBJEC
     if len(objectives) == 2:
         size, ret = (columns.get(n, n) for n in (objectives[1], objectives[0]))
         return pareto.knee_index(_values(front, size), _values(front, ret))
+    if box:
+        unit = normalized_costs(front, objectives, box, columns)
+        return pareto.knee_index_nd(np.clip(unit, 0.0, None), scaled=True)
     scaled = []
     for name in objectives:
         v = _values(front, columns.get(name, name))

@@ -201,22 +201,43 @@ def dominates_nd(a: Floats, b: Floats) -> bool:
     return bool(np.all(x <= y) and np.any(x < y))
 
 
-def front_indices_nd(costs: npt.ArrayLike) -> list[int]:
+def front_indices_nd(costs: npt.ArrayLike, tolerance: Floats | None = None) -> list[int]:
     """Indices of the non-dominated rows of a cost matrix (every column minimised), in
     input order. Identical rows keep their first occurrence; rows with NaN or inf are never
     on the front.
 
+    Args:
+        costs: points x objectives.
+        tolerance: per column, differences up to this count as equal (a measurement's
+            noise): ``a`` dominates ``b`` when ``a <= b + tol`` everywhere and
+            ``a < b - tol`` somewhere; rows equal within it keep the first. None or zeros:
+            exact dominance (moocore).
+
     Raises:
-        ValueError: ``costs`` is not 2-D.
+        ValueError: ``costs`` is not 2-D, or ``tolerance`` does not match its columns.
     """
     c = _as_costs(costs)
     finite = np.flatnonzero(np.isfinite(c).all(axis=1))
     if finite.size == 0:
         return []
+    tol = np.zeros(c.shape[1]) if tolerance is None else np.asarray(tolerance, dtype=float)
+    if tol.shape != (c.shape[1],):
+        raise ValueError(f"tolerance must have {c.shape[1]} values, got {tol.tolist()}")
+    if np.any(tol > 0):
+        return [int(i) for i in finite[_front_within(c[finite], tol)]]
     import moocore
 
     keep = moocore.is_nondominated(c[finite], keep_weakly=False)
     return [int(i) for i in finite[keep]]
+
+
+def _front_within(c: FloatArray, tol: FloatArray) -> npt.NDArray[np.bool_]:
+    # pairwise [i, j]: does row i dominate (or, earlier, equal within tol) row j; O(n^2 m)
+    a, b = c[:, None, :], c[None, :, :]
+    no_worse = np.all(a <= b + tol, axis=2)
+    better = np.any(a < b - tol, axis=2)
+    same = np.all(np.abs(a - b) <= tol, axis=2) & np.triu(np.ones_like(no_worse), k=1)
+    return ~np.any((no_worse & better) | same, axis=0)
 
 
 def hypervolume_nd(costs: npt.ArrayLike, ref: Floats) -> float:
@@ -240,10 +261,14 @@ def hypervolume_nd(costs: npt.ArrayLike, ref: Floats) -> float:
     return float(moocore.hypervolume(inside, ref=r))
 
 
-def knee_index_nd(costs: npt.ArrayLike) -> int:
-    """The knee of the front of a cost matrix (columns already on the scales they are
-    compared on, e.g. log10 sizes): each column is scaled to [0, 1] over the front, and the
-    knee is the front point nearest the ideal point (all zeros). Ties: the first.
+def knee_index_nd(costs: npt.ArrayLike, *, scaled: bool = False) -> int:
+    """The knee of the front of a cost matrix: the front point nearest the ideal point (all
+    zeros). Ties: the first.
+
+    Args:
+        costs: points x objectives, on the scales they are compared on (e.g. log10 sizes).
+        scaled: the columns are already on one unit scale (e.g. the hypervolume's box);
+            otherwise each column is scaled to [0, 1] over the front first.
 
     Raises:
         ValueError: no finite rows.
@@ -252,7 +277,8 @@ def knee_index_nd(costs: npt.ArrayLike) -> int:
     front = np.asarray(front_indices_nd(c), dtype=np.intp)
     if front.size == 0:
         raise ValueError("no finite points")
-    unit = np.column_stack([_unit(c[front, j]) for j in range(c.shape[1])])
+    unit = c[front] if scaled else np.column_stack(
+        [_unit(c[front, j]) for j in range(c.shape[1])])
     return int(front[np.argmin(np.linalg.norm(unit, axis=1))])
 
 

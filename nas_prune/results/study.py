@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas_prune.config.objectives import DEFAULT_OBJECTIVES, RETURN_LIKE
 from nas_prune.results import pareto
-from nas_prune.results.costs import column_of, normalized_costs, raw_costs
+from nas_prune.results.costs import column_of, dominance_costs, normalized_costs
 from nas_prune.search.record import read as read_record
 
 __all__ = ["BASELINE_SUFFIX", "CORE_COLUMNS", "SWEEP_ATTR", "complete", "dense_points",
@@ -71,11 +71,13 @@ def front_of(df: pd.DataFrame, ret_col: str = "return_mean", *,
              columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The non-dominated rows over ``objectives`` (fixed directions; the return read from
     ``ret_col``, other objectives from ``columns`` or their own column), sorted by
-    params_nonzero."""
+    params_nonzero. Latencies within 5% of each other count as equal
+    (``config.objectives.RELATIVE_TOLERANCE``), so noise cannot make a trade-off."""
     if df.empty:
         return df
     cols = {**(columns or {}), "return_mean": ret_col}
-    front = df.iloc[pareto.front_indices_nd(raw_costs(df, objectives, cols))]
+    costs, tol = dominance_costs(df, objectives, cols)
+    front = df.iloc[pareto.front_indices_nd(costs, tol)]
     return front.sort_values("params_nonzero", kind="stable")
 
 

@@ -108,3 +108,22 @@ def test_pairs_on_the_front_do_not_dominate_each_other() -> None:
     costs = raw_costs(front, OBJ3)
     for a, b in itertools.permutations(range(len(costs)), 2):
         assert not pareto.dominates_nd(costs[a], costs[b])
+
+
+def test_latency_within_five_percent_is_a_tie() -> None:
+    # the LunarLander case: one width, one size, 6.1 vs 6.2 us: the crash-lander leaves
+    rows = [(4, 79, -62.0, 6.1), (17, 79, 254.1, 6.2), (23, 229, 267.7, 6.15)]
+    front = front_of(_df(rows), objectives=OBJ3)
+    assert list(front["number"]) == [17, 23]
+    slower = [(4, 79, -62.0, 6.1), (17, 79, 254.1, 7.0)]  # 15% slower: a real trade-off
+    assert list(front_of(_df(slower), objectives=OBJ3)["number"]) == [4, 17]
+
+
+def test_3d_knee_in_the_hypervolume_box() -> None:
+    # a crash-lander 0.1 us faster: nearest the ideal when each objective spans the front,
+    # far from it in the box, where the latency axis spans the measured 6.0 ... 10.0 us
+    rows = [(4, 79, -62.0, 6.0), (17, 79, 254.1, 7.0), (23, 229, 267.7, 7.0)]
+    front = _df(rows)
+    box = {**INFO, "max_return": 300.0, "ref_latency_us": 10.0, "low_latency_us": 6.0}
+    assert front.iloc[knee_position(front, OBJ3)]["number"] == 4
+    assert front.iloc[knee_position(front, OBJ3, box=box)]["number"] == 17

@@ -160,3 +160,41 @@ def test_every_pair_of_a_3d_front_is_mutually_non_dominated() -> None:
     assert len(front) >= 2
     for i, j in itertools.permutations(front, 2):
         assert not dominates_nd(costs[i], costs[j])
+
+
+def _brute_front_within(costs: np.ndarray, tol: np.ndarray) -> list[int]:
+    keep = []
+    for i, a in enumerate(costs):
+        beaten = any(np.all(b <= a + tol) and np.any(b < a - tol)
+                     for j, b in enumerate(costs) if j != i)
+        twin_before = any(np.all(np.abs(costs[j] - a) <= tol) for j in range(i))
+        if not beaten and not twin_before:
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize(("rows", "tol", "expected"), [
+    # a better return, a latency 0.1 worse within a tolerance of 0.2: a tie there, so it wins
+    ([[-60, 79, 6.1], [-250, 79, 6.2]], [0, 0, 0.2], [1]),
+    ([[-60, 79, 6.1], [-250, 79, 6.2]], [0, 0, 0.0], [0, 1]),  # exact: a trade-off
+    ([[-60, 79, 6.1], [-250, 79, 6.5]], [0, 0, 0.2], [0, 1]),  # 0.4 apart: a trade-off
+    ([[1, 1, 1.0], [1, 1, 1.1]], [0, 0, 0.2], [0]),  # equal within tolerance: the first
+])
+def test_front_with_a_tolerance(rows: list[list[float]], tol: list[float],
+                                expected: list[int]) -> None:
+    assert front_indices_nd(rows, tol) == expected
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_front_with_a_tolerance_matches_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    costs = rng.uniform(0, 1, size=(40, 3))
+    tol = np.array([0.0, 0.0, 0.05])
+    assert front_indices_nd(costs, tol) == _brute_front_within(costs, tol)
+
+
+def test_knee_nd_on_a_given_scale() -> None:
+    # on one unit scale the nearly flat third column no longer decides
+    costs = [[0.9, 0.0, 0.0], [0.1, 0.0, 0.02], [0.0, 0.6, 0.01]]
+    assert knee_index_nd(costs, scaled=True) == 1
+    assert knee_index_nd(costs) == 0  # each column scaled over the front: 0.02 counts fully

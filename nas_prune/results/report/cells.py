@@ -127,7 +127,7 @@ def summary_lines(data: ReportData) -> list[str]:
     hv = _hypervolume_line(data.hypervolume)
     counts = ", ".join(f"{n} {state}" for state, n in state_counts(data.trials).items())
     lines = ([hv] if hv else []) + [f"{len(data.trials)} trials: {counts}"]
-    knee = knee_row(data.front, data.objectives)
+    knee = knee_row(data.front, data.objectives, data.hypervolume)
     if knee is not None:
         lines.append(f"knee of the front: trial #{fmt(knee.get('number'), '.0f')}, "
                      f"{fmt(knee.get('params_nonzero'), ',.0f')} nonzero params, "

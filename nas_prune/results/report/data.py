@@ -13,7 +13,7 @@ from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.results.costs import knee_position, objective_columns
 
 __all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
-           "has_values", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
+           "has_values", "hv_box", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
            "state_counts"]
 
 Row = Mapping[str, Any]
@@ -115,19 +115,29 @@ def front_y(front: pd.DataFrame) -> str:
     return "reeval_mean" if has_values(front, ["reeval_mean"]) else "return_mean"
 
 
-def knee_row(front: pd.DataFrame,
-             objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> Row | None:
+def knee_row(front: pd.DataFrame, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+             hypervolume: Mapping[str, float] | None = None) -> Row | None:
     """The front's knee row (``costs.knee_position``: the 2-D rule for two objectives, the
-    n-D one for more), or None without plottable points."""
+    n-D one for more, in the hypervolume's box when ``hypervolume`` describes it), or None
+    without plottable points."""
+    box = hv_box(hypervolume)
     points = plottable(front)
     if points.empty:
         return None
     y = front_y(front)
     columns = {**objective_columns(objectives, points), "return_mean": y}
-    i = knee_position(points, objectives, columns)
+    i = knee_position(points, objectives, columns, box)
     row = dict(points.iloc[i])
     row["knee_y"] = row[y]
     return row
+
+
+def hv_box(hypervolume: Mapping[str, float] | None) -> dict[str, float] | None:
+    """The hypervolume's normalised box (``costs.normalized_costs``' keys) from a report's
+    hypervolume figures, or None when they do not describe one."""
+    if not hypervolume or "max_return" not in hypervolume or "ref_params" not in hypervolume:
+        return None
+    return {**hypervolume, "return_floor": float(hypervolume.get("ref_return", 0.0))}
 
 
 def reeval_points(front: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:

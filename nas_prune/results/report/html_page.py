@@ -152,7 +152,7 @@ def _figure(data: ReportData) -> PlotlyFigure:
                               line={"shape": "hv", "color": COLORS["front"]},
                               marker={"size": 10, "color": COLORS["front"]}))
     _add_reeval_trace(fig, data.front)
-    knee = knee_row(data.front, data.objectives)
+    knee = knee_row(data.front, data.objectives, data.hypervolume)
     if knee is not None:  # annotations on a log axis take x as log10
         fig.add_annotation(x=math.log10(as_float(knee["params_nonzero"])),
                            y=as_float(knee["knee_y"]), text="knee", arrowhead=2, ax=-30, ay=30)
