@@ -13,8 +13,8 @@ from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.results.costs import knee_position, objective_columns
 
 __all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
-           "has_values", "hv_box", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
-           "state_counts"]
+           "has_values", "hv_box", "knee_row", "numbers", "plottable", "reeval_points",
+           "sorted_front", "state_counts"]
 
 Row = Mapping[str, Any]
 X_LABEL = "parameters (nonzero, deployed policy)"
