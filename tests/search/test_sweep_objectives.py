@@ -107,3 +107,30 @@ def test_best_max_latency_chooses_within_the_limit(finished: Path, tmp_path: Pat
                               "--out", str(tmp_path / "none.yaml")])
     assert res.exit_code == 2
     assert res.output.startswith("error: --max-latency-us: no trial has latency_us <= 0.001")
+
+
+def test_rungs_compare_on_the_count_objectives(tmp_path: Path) -> None:
+    """Early stopping with macs_nonzero as a third objective: each rung point carries it,
+    and stopped trials count toward the total."""
+    write_yaml(tmp_path / "space.yaml", {
+        "method": {"choices": ["importance", "magnitude"]}, "hidden": "16",
+        "sparsity": {"low": 0.0, "high": 0.9}, "finetune_steps": 256})
+    sweep = write_yaml(tmp_path / "sweep.yaml", {
+        "name": "rungs3", "agent": {"name": "ppo", "train_steps": 1024},
+        "eval": {"episodes": 2}, "space": "space.yaml", "trials": 6,
+        "out": str(tmp_path / "out"), "baseline": {"enabled": False},
+        "objectives": ["return_mean", "params_nonzero", "macs_nonzero"],
+        "early_stop": {"rungs": [0.5], "min_dominators": 1, "episodes": 2}})
+    res = runner.invoke(app, ["sweep", str(sweep), "--no-report"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(sweep)
+    trials = load_study(sw.storage, sw.study).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") + states.count("PRUNED") == 6
+    points = [t.user_attrs["rung_0"] for t in trials if "rung_0" in t.user_attrs]
+    assert points and all(len(p) == 3 for p in points)  # (params, return, MACs)
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            attrs = trial_attrs(t)
+            assert t.values == [attrs["return_mean"], attrs["params_nonzero"],
+                                attrs["macs_nonzero"]]
