@@ -1,5 +1,5 @@
 """The verbs, as plain functions (the CLI only parses and prints): trial, evaluate,
-sweep, worker, baseline, report, best."""
+sweep, worker, baseline, report, best, export."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import zlib
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,14 +18,15 @@ from nas_prune.config.base import load_yaml, parse
 from nas_prune.config.sweep import SAFE_NAME, Sweep, load_sweep
 from nas_prune.config.trial import TrialConfig
 from nas_prune.results.stats import bootstrap_ci, iqm
-from nas_prune.rl.evaluation import evaluate
+from nas_prune.rl.evaluation import ActFn, evaluate_fn
+from nas_prune.rl.heads import act
 from nas_prune.trial.artifacts import load_policy
 from nas_prune.trial.dense_cache import env_spec
 from nas_prune.trial.metrics import TrialMetrics
 from nas_prune.util.files import check_writable
 
-__all__ = ["Merge", "baseline", "baseline_for", "best", "evaluate_dir", "load_trial_config",
-           "report", "seed_summary", "sweep", "trial", "worker"]
+__all__ = ["Merge", "baseline", "baseline_for", "best", "evaluate_dir", "export",
+           "load_trial_config", "report", "seed_summary", "sweep", "trial", "worker"]
 
 Merge = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
@@ -68,19 +70,38 @@ def seed_summary(rows: list[TrialMetrics]) -> dict[str, Any]:
 
 
 def evaluate_dir(directory: Path, *, episodes: int | None, seed: int | None) -> dict[str, Any]:
-    """Evaluate the policy saved in a trial folder with its config's env."""
-    cfg: TrialConfig = parse(TrialConfig, load_yaml(directory / "config.yaml"))
-    net, head = load_policy(directory)
+    """Evaluate the policy saved in a trial folder, or an exported ``.onnx`` file (through
+    onnxruntime, with the config embedded in it), with its config's env."""
+    policy: ActFn
+    if directory.suffix == ".onnx" and not directory.is_dir():
+        from nas_prune.deploy.runtime import load_onnx_policy, onnx_act
+
+        exported = load_onnx_policy(directory)
+        cfg, policy = exported.config, onnx_act(exported)
+    else:
+        cfg = parse(TrialConfig, load_yaml(directory / "config.yaml"))
+        net, head = load_policy(directory)
+        policy = partial(act, net, head)
     n = episodes or cfg.eval.episodes
     s = seed if seed is not None else (cfg.eval.seed if cfg.eval.seed is not None else cfg.seed)
     threads = int(os.environ.get("NAS_PRUNE_THREADS", "1"))
     import torch
 
     torch.set_num_threads(threads)
-    res = evaluate(net, head, env_spec(cfg), episodes=n, seed=s)
+    res = evaluate_fn(policy, env_spec(cfg), episodes=n, seed=s)
     return {"dir": str(directory), "episodes": n, "eval_seed": s, "return_mean": res.mean,
             "return_std": res.std, "return_iqm": res.iqm, "q_mean": res.q_mean,
             "returns": res.returns}
+
+
+def export(directory: Path, *, fmt: str, int8: bool, out: Path | None) -> dict[str, Any]:
+    """Export a trial folder's policy (ONNX, checked against torch, or safetensors)."""
+    import torch
+
+    from nas_prune.deploy.export import export_trial
+
+    torch.set_num_threads(int(os.environ.get("NAS_PRUNE_THREADS", "1")))
+    return export_trial(directory, fmt=fmt, int8=int8, out=out)
 
 
 def _resolve(sweep_file: Path | None, storage: str | None,
@@ -216,12 +237,17 @@ def _report(storage: str, name: str, out: Path | None, *, reeval: bool) -> None:
 
 def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
          max_params: int | None, min_return: float | None, knee: bool,
-         out: Path) -> dict[str, Any]:
+         out: Path, max_latency_us: float | None = None,
+         max_bytes: int | None = None) -> dict[str, Any]:
     """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
     from nas_prune.results.best import write_best
+    from nas_prune.results.report.data import hv_box
     from nas_prune.results.summary import summarize
 
     st, name, _ = _resolve(sweep_file, storage, study)
     summary = summarize(st, name, insights=False)
     return write_best(summary.data.front, summary.ret_col, max_params=max_params,
-                      min_return=min_return, knee=knee, out=out)
+                      min_return=min_return, knee=knee, out=out,
+                      max_latency_us=max_latency_us, max_bytes=max_bytes,
+                      objectives=summary.data.objectives,
+                      box=hv_box(summary.data.hypervolume))

@@ -7,8 +7,8 @@ from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import typer
 
-__all__ = ["app", "baseline", "best", "evaluate", "fail", "guarded", "main", "report",
-           "sweep", "trial", "worker"]
+__all__ = ["app", "baseline", "best", "evaluate", "export", "fail", "guarded", "main",
+           "report", "sweep", "trial", "worker"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Search small, fast deep-RL policies: prune, fine-tune, Pareto-report.")
@@ -49,7 +49,8 @@ def _trial_overrides(**flags: Any) -> dict[str, Any]:
              "distribution": ("pruning", "distribution"),
              "finetune_steps": ("pruning", "finetune", "steps"),
              "finetune_mode": ("pruning", "finetune", "mode"),
-             "episodes": ("eval", "episodes"), "seed": ("seed",)}
+             "episodes": ("eval", "episodes"), "seed": ("seed",),
+             "noise_std": ("eval", "noise_std"), "latency": ("eval", "latency")}
     out: dict[str, Any] = {}
     for name, value in flags.items():
         if value is None:
@@ -91,6 +92,10 @@ def trial(
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps"),
     finetune_mode: Optional[str] = typer.Option(None, "--finetune-mode", help="rl or distill"),
     episodes: Optional[int] = typer.Option(None, "--episodes"),
+    noise_std: Optional[float] = typer.Option(
+        None, "--noise-std", help="Also evaluate with observation noise (return_noise)."),
+    latency: Optional[bool] = typer.Option(
+        None, "--latency/--no-latency", help="Measure batch-1 latency (latency_us)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Dense-agent cache folder."),
     seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
 ) -> None:
@@ -108,18 +113,21 @@ def trial(
         hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, network=network,
         channels=guarded(lambda: parse_hidden(channels, "agent.channels")) if channels else None,
         train_steps=train_steps,
-        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
+        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed,
+        noise_std=noise_std, latency=latency)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))
 
 
 @app.command()
 def evaluate(
-    directory: Path = typer.Argument(..., help="A trial's output folder."),
+    directory: Path = typer.Argument(
+        ..., help="A trial's output folder, or a FILE.onnx written by nas-prune export."),
     episodes: Optional[int] = typer.Option(None, "--episodes"),
     seed: Optional[int] = typer.Option(None, "--seed"),
 ) -> None:
-    """Reload a saved pruned policy and evaluate it (same seed: same returns)."""
+    """Reload a saved pruned policy (or an exported ONNX file) and evaluate it (same seed:
+    same returns)."""
     from nas_prune import app
 
     result = guarded(lambda: app.evaluate_dir(directory, episodes=episodes, seed=seed))
@@ -201,6 +209,10 @@ def best(
     study: Optional[str] = typer.Option(None, "--study"),
     max_params: Optional[int] = typer.Option(None, "--max-params"),
     min_return: Optional[float] = typer.Option(None, "--min-return"),
+    max_latency_us: Optional[float] = typer.Option(
+        None, "--max-latency-us", help="Batch-1 latency limit (µs; re-measured figure)."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes",
+                                            help="Deployed file size limit (bytes)."),
     knee: bool = typer.Option(False, "--knee"),
     out: Path = typer.Option(Path("best.yaml"), "--out"),
 ) -> None:
@@ -209,7 +221,22 @@ def best(
 
     result = guarded(lambda: app.best(sweep_file, storage=storage, study=study,
                                             max_params=max_params, min_return=min_return,
-                                            knee=knee, out=out))
+                                            knee=knee, out=out, max_latency_us=max_latency_us,
+                                            max_bytes=max_bytes))
+    typer.echo(json.dumps(result))
+
+
+@app.command()
+def export(
+    directory: Path = typer.Argument(..., help="A trial's output folder."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or safetensors."),
+    int8: bool = typer.Option(False, "--int8", help="int8 ONNX (static quantization)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Default: DIR/export/policy.*"),
+) -> None:
+    """Export a trial's policy as one self-contained file (ONNX checked against torch)."""
+    from nas_prune import app
+
+    result = guarded(lambda: app.export(directory, fmt=fmt, int8=int8, out=out))
     typer.echo(json.dumps(result))
 
 

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_prune.cli import app
+from nas_prune.config.objectives import DIRECTIONS
 from nas_prune.pruning import methods
 from tests.conftest import write_yaml
 
@@ -190,6 +191,7 @@ def _report_missing_study(c: Ctx) -> tuple[list[str], Path]:
 
 
 SAMPLERS = ("nsga2", "tpe", "random")
+OBJECTIVE_NAMES = tuple(DIRECTIONS)
 BACKENDS = ("optuna", "ray")
 AGENTS = ("dqn", "ppo")
 PG_URL = "postgresql://nobody@127.0.0.1:1/nodb"  # port 1: refused at once
@@ -253,6 +255,17 @@ CASES = [
     Case("study-with-dotdot", _sweep_case(flags=("--study", "../escape")),
          ("--study", "../escape")),
     Case("sweep-name-with-dotdot", _sweep_case(name="../evil"), ("name", "../evil")),
+    Case("objectives-unknown-name", _sweep_case(objectives=["return_mean", "flops"]),
+         ("objectives", "flops"), OBJECTIVE_NAMES),
+    Case("objectives-without-return", _sweep_case(objectives=["params_nonzero", "bytes"]),
+         ("objectives", "return_mean")),
+    Case("objectives-repeated", _sweep_case(objectives=["return_mean", "bytes", "bytes"]),
+         ("objectives", "twice")),
+    Case("objectives-noise-without-noise-std",
+         _sweep_case(objectives=["return_mean", "return_noise"]),
+         ("objectives", "eval.noise_std")),
+    Case("eval-negative-noise", _sweep_case(eval={"episodes": 2, "noise_std": -1.0}),
+         ("eval.noise_std", "0")),
 ]
 
 

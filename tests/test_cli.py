@@ -39,6 +39,18 @@ def test_trial_from_flags_writes_everything_and_evaluate_repeats(tmp_path: Path)
     assert json.loads(ev.output)["returns"] == m["returns"]
 
 
+def test_trial_noise_and_latency_flags(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["trial", "--agent", "ppo", "--method", "importance", "--sparsity",
+                              "0.5", "--noise-std", "0.5", "--latency", "--out",
+                              str(tmp_path / "t"), *TINY_FLAGS])
+    assert res.exit_code == 0, res.output
+    m = _json_line(res.output)
+    assert m["return_noise"] is not None and m["dense_return_noise"] is not None
+    assert m["latency_us"] > 0 and m["latency_method"] in ("onnxruntime", "torch")
+    saved = (tmp_path / "t" / "config.yaml").read_text()
+    assert "noise_std: 0.5" in saved and "latency: true" in saved  # re-runs measure the same
+
+
 @pytest.mark.parametrize(("agent", "network", "size"), [
     # the CNN chosen from the (10, 10, 4) image: Conv 4 x 3x3 -> 4 x 8 x 8 -> 16 -> 3
     ("dqn", [], (4 * 4 * 9 + 4) + (256 * 16 + 16) + (16 * 3 + 3)),

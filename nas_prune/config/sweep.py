@@ -11,6 +11,7 @@ import torch
 from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES, check_objectives, pairs
 from nas_prune.config.space import (
     SearchSpace,
     channel_choices,
@@ -33,9 +34,9 @@ __all__ = ["BaselineConfig", "EarlyStopConfig", "OBJECTIVES", "ReevalConfig", "S
            "Sweep", "SweepConfig", "TRIAL_FIELDS", "default_storage", "load_sweep"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-# (metric, direction) of the study's objectives, in order
-OBJECTIVES: tuple[tuple[str, str], ...] = (("return_mean", "maximize"),
-                                           ("params_nonzero", "minimize"))
+# (metric, direction) of the default objectives: a study that recorded none (nas_prune
+# 0.1.0) has these; a sweep's own are ``Sweep.objectives`` (config.objectives)
+OBJECTIVES: tuple[tuple[str, str], ...] = tuple(pairs(DEFAULT_OBJECTIVES))
 # sweep fields that change what a trial computes or which trials the sampler draws; the
 # rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
 # when a study resumes
@@ -139,6 +140,20 @@ class SweepConfig(Strict):
     reference_channels: list[int] | None = None  # a CNN's; None: the space's largest
     max_return: float | None = None
     return_floor: float = 0.0
+    # what the study trades off (config.objectives: fixed directions, return_mean first)
+    objectives: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        return check_objectives(v)
+
+    @model_validator(mode="after")
+    def _noise_needed(self) -> SweepConfig:
+        if "return_noise" in self.objectives and self.eval.noise_std <= 0:
+            raise ValueError("objectives: return_noise needs eval.noise_std > 0 (the noise, "
+                             "in per-dimension standard deviations of visited states)")
+        return self
 
     @model_validator(mode="after")
     def _early_stop_backend(self) -> SweepConfig:
@@ -193,8 +208,13 @@ class Sweep:
         data = c.model_dump(mode="json", include=set(TRIAL_FIELDS))
         data["baseline"].pop("enabled", None)
         data["space"] = self.space.model_dump(mode="json")
-        data["objectives"] = [f"{name}:{d}" for name, d in OBJECTIVES]
+        data["objectives"] = [f"{name}:{d}" for name, d in pairs(c.objectives)]
         return data
+
+    @property
+    def objectives(self) -> list[str]:
+        """The study's objectives, in order (return_mean first)."""
+        return list(self.config.objectives)
 
     def seed_for(self, index: int) -> int:
         """The training seed of the sweep's ``index``-th trial: the seeds rotate by trial
@@ -207,8 +227,11 @@ class Sweep:
         ``config.space.suggest`` (and the baseline) fill in the rest with
         ``config.trial.with_picks``."""
         c = self.config
+        # latency is measured only when it is an objective (or asked for in eval)
+        measure = {"latency": c.eval.latency or "latency_us" in c.objectives}
         return parse(TrialConfig, {  # type: ignore[no-any-return]
-            "env": c.env.model_dump(), "agent": c.agent.model_dump(), "eval": c.eval.model_dump(),
+            "env": c.env.model_dump(), "agent": c.agent.model_dump(),
+            "eval": {**c.eval.model_dump(), **measure},
             "threads": c.threads, "seed": self.seed_for(index),
             "pruning": {"finetune": c.finetune.model_dump()}})
 

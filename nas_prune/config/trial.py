@@ -218,10 +218,21 @@ def _check_family(cfg: PruningConfig) -> None:
 
 
 class EvalConfig(Strict):
-    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed."""
+    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed.
+
+    ``noise_std`` > 0: the policy is also evaluated with Gaussian observation noise of that
+    many per-dimension standard deviations (of the states the dense policy visits),
+    giving ``return_noise``. ``latency``: measure the deployed policy's batch-1 latency
+    (``latency_us``; a sweep turns it on when latency_us is an objective).
+    ``deploy_int8``: ``bytes`` is the size of the int8 ONNX file (post-training static
+    quantization calibrated on visited states; needs the ``[deploy]`` extra) instead of the
+    fp32 safetensors file. Off values (0, false) keep older studies' fingerprints."""
 
     episodes: int = Field(default=100, ge=1)
     seed: int | None = None
+    noise_std: float = Field(default=0.0, ge=0.0)
+    latency: bool = False
+    deploy_int8: bool = False
 
 
 class TrialConfig(Strict):

@@ -12,7 +12,8 @@ from nas_prune.rl.envs import count_env_steps, episode_seeds, make_vec_env
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP
 
-__all__ = ["ActFn", "EnvSpec", "EvalResult", "MAX_EVAL_STEPS", "evaluate", "evaluate_fn"]
+__all__ = ["ActFn", "EnvSpec", "EvalResult", "MAX_EVAL_STEPS", "evaluate", "evaluate_fn",
+           "visited_states"]
 
 MAX_EVAL_STEPS = 100_000  # per episode: an env without a time limit must not hang a sweep
 ActFn = Callable[[np.ndarray], "tuple[np.ndarray, np.ndarray | None]"]
@@ -102,3 +103,23 @@ def _run_batch(vec: Any, policy: ActFn, seed: int,
     if not np.isfinite(ret).all():
         raise FloatingPointError("evaluation return is not finite")
     return ret.tolist(), qs, steps
+
+
+def visited_states(policy: ActFn, env: EnvSpec, *, seed: int, envs: int = 8,
+                   steps: int = 128) -> np.ndarray:
+    """Observations met by acting greedily with ``policy``: ``envs x steps`` rows, float32.
+
+    Episodes that end are reset by the vector env, so every row is a state the policy
+    visits (data-driven importance, quantization calibration, export checks).
+    """
+    vec = make_vec_env(env.id, envs, env.kwargs, max_episode_steps=env.max_episode_steps)
+    obs, _ = vec.reset(seed=seed)
+    states = []
+    try:
+        for _ in range(steps):
+            states.append(obs)
+            action, _ = policy(obs)
+            obs, *_ = vec.step(action)
+    finally:
+        vec.close()
+    return np.concatenate(states).astype(np.float32)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 
 from nas_prune.rl.networks import MLP
 
-__all__ = ["HEADS", "Head", "act"]
+__all__ = ["HEADS", "Head", "act", "actions_from_output"]
 
 HEADS = ("q", "categorical", "gaussian")
 
@@ -33,6 +34,11 @@ class Head:
             return cls(kind, space.low.tolist(), space.high.tolist())
         return cls(kind)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Head:
+        """The head ``to_json`` wrote (the kind checked by the reader)."""
+        return cls(str(data["kind"]), data.get("low"), data.get("high"))
+
     def to_json(self) -> dict[str, object]:
         """JSON form, stored in the exported policy spec."""
         return {"kind": self.kind, "low": self.low, "high": self.high}
@@ -41,11 +47,15 @@ class Head:
 @torch.inference_mode()
 def act(net: MLP, head: Head, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Greedy actions for a batch of observations, and max-Q per state for a Q head."""
-    out = net(torch.as_tensor(obs, dtype=torch.float32))
+    return actions_from_output(head, net(torch.as_tensor(obs, dtype=torch.float32)))
+
+
+def actions_from_output(head: Head, out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+    """``act`` from a network output already computed (by onnxruntime, say)."""
     if head.kind == "gaussian":
-        action = out.numpy()
+        mean = out.numpy()
         if head.low is not None and head.high is not None:
-            action = np.clip(action, head.low, head.high)
-        return action, None
-    qmax, action = out.max(dim=-1)
-    return action.numpy(), (qmax.numpy() if head.kind == "q" else None)
+            mean = np.clip(mean, head.low, head.high)
+        return mean, None
+    qmax, greedy = out.max(dim=-1)
+    return greedy.numpy(), (qmax.numpy() if head.kind == "q" else None)

@@ -21,7 +21,7 @@ __all__ = ["baseline_configs", "baseline_study", "run_baseline"]
 def baseline_study(sweep: Sweep) -> optuna.Study:
     """Create or open the baseline's study (same storage, name + '.baseline')."""
     return create_study(sweep.storage, sweep.study + BASELINE_SUFFIX,
-                        optuna.samplers.RandomSampler(seed=0))
+                        optuna.samplers.RandomSampler(seed=0), sweep.objectives)
 
 
 def baseline_configs(sweep: Sweep) -> list[TrialConfig]:
@@ -68,7 +68,7 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
         m = result.metrics
         record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
                             out_dir=str(out.resolve()), metrics=m,
-                            values=record.objective_values(m), **where)
+                            values=record.objective_values(m, sweep.objectives), **where)
         log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
             f"return={m.return_mean:.1f} ({m.wall_s:.1f}s)")
     return study

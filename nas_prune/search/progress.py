@@ -15,7 +15,7 @@ from nas_prune.results.report.cells import fmt
 from nas_prune.results.report.insights import budget_wins
 from nas_prune.results.study import complete, front_of, trials_frame
 from nas_prune.search import record
-from nas_prune.search.storage import count_states
+from nas_prune.search.storage import count_states, study_objectives
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,15 +55,23 @@ class _Tracker:
             self.first_done = n - 1
         rate = (time.perf_counter() - self.start) / max(1, n - self.first_done)
         wins = budget_wins(done, self.ref)
+        objectives = study_objectives(study)
         best = " ".join(f"<={b:.0%}:{fmt(r, '.0f')}" for b, r in zip(wins["budget"],
                                                                       wins["return"]))
         return ProgressState(done=n, total=self.total, eta_s=max(0, self.total - n) * rate,
-                             front_size=len(front_of(done)), best=best, trial=_what(trial))
+                             front_size=len(front_of(done, objectives=objectives)), best=best,
+                             trial=_what(trial, objectives))
 
 
-def _what(trial: FrozenTrial) -> str:
+def _short(name: str, value: float) -> str:
+    label = {"return_mean": "return", "params_nonzero": "params"}.get(name, name)
+    return f"{label}={value:.1f}" if name.startswith("return") or name == "latency_us" else (
+        f"{label}={int(value)}")
+
+
+def _what(trial: FrozenTrial, objectives: list[str]) -> str:
     if trial.values:
-        return f"return={trial.values[0]:.1f} params={int(trial.values[1])}"
+        return " ".join(_short(name, v) for name, v in zip(objectives, trial.values))
     if trial.state.name == "PRUNED":
         attrs = record.read(trial)
         ret = attrs.get("rung_return")

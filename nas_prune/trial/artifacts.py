@@ -79,7 +79,7 @@ def load_policy(directory: Path, *, verify: bool = True) -> tuple[PrunableNet, H
     h = spec["head"]
     if h.get("kind") not in HEADS:
         raise CheckpointError(f"checkpoint: head.kind must be one of {', '.join(HEADS)}")
-    return net, Head(h["kind"], h.get("low"), h.get("high"))
+    return net, Head.from_json(h)
 
 
 def _build_mlp(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: Path) -> MLP:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from nas_prune.config.base import dump_yaml
@@ -23,16 +22,18 @@ from nas_prune.pruning.sparse_training import distribute
 from nas_prune.pruning.surgery import shrink
 from nas_prune.pruning.training_schedule import TrainingRun, train_pruned
 from nas_prune.rl.agents.base import Agent, Progress
-from nas_prune.rl.envs import env_steps_taken, make_vec_env
-from nas_prune.rl.evaluation import EvalResult, evaluate
+from nas_prune.rl.envs import env_steps_taken
+from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
 from nas_prune.rl.optim.flatnet import gradient_steps_taken
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
+from nas_prune.trial.deployed import deploy_metrics
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
 from nas_prune.trial.metrics import TrialMetrics
+from nas_prune.trial.noise import noisy_evaluate, observation_scale
 
 __all__ = ["Rungs", "TrialResult", "TrialStopped", "run_trial", "write_trial"]
 
@@ -122,10 +123,10 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, clock: _Clock, *, out: Pa
     steps_at_start = env_steps_taken()
     method, plan = _method(cfg, agent.policy)
     monitor = _monitor(cfg, agent, rungs, progress)
+    states = _visited_states(teacher, agent, cfg.seed)
     run = ScheduleRun(
         method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
-        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
-                         states=_visited_states(teacher, agent, cfg.seed)),
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
@@ -140,7 +141,8 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, clock: _Clock, *, out: Pa
         partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
         partial["trial_env_steps"] = env_steps_taken() - steps_at_start
         raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
-    return _finish(cfg, agent, method, base, clock, out=out, steps={
+    return _finish(cfg, agent, method, base, clock, out=out, teacher=teacher, states=states,
+                   steps={
         "iterative_log": run.log, "rung_points": monitor.points if monitor else [],
         "rung_env_steps": monitor.eval_steps if monitor else 0,
         "finetune_env_steps": agent.env_steps, "train_env_steps": 0,
@@ -162,10 +164,11 @@ def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Pat
     # post-training trials) and the trial pays its whole training in env_steps.
     steps_at_start = env_steps_taken()
     method, plan = _method(cfg, agent.policy)
+    # no dense policy: the initial one's visited states (data-driven scores, noise scale)
+    states = _visited_states(agent.policy, agent, cfg.seed)
     run = TrainingRun(
         method=method, plan=plan, cfg=cfg.pruning,
-        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
-                         states=_visited_states(agent.policy, agent, cfg.seed)),
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, train_steps=cfg.agent.train_steps,
         progress=progress, at_final_size=_size_check(rungs))
     nan = float("nan")
@@ -179,21 +182,28 @@ def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Pat
         partial = _partial(stop, agent, 0, clock)
         partial["trial_env_steps"] = env_steps_taken() - steps_at_start
         raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
-    return _finish(cfg, agent, method, base, clock, out=out, steps={
+    return _finish(cfg, agent, method, base, clock, out=out, teacher=None, states=states,
+                   steps={
         "iterative_log": [], "rung_points": [], "rung_env_steps": 0,
         "finetune_env_steps": agent.env_steps - trained, "train_env_steps": trained,
         "trial_env_steps": env_steps_taken() - steps_at_start, "env_steps": agent.env_steps})
 
 
 def _finish(cfg: TrialConfig, agent: Agent, method: PruningMethod, base: dict[str, Any],
-            clock: _Clock, *, out: Path | None, steps: dict[str, Any]) -> TrialResult:
+            clock: _Clock, *, out: Path | None, steps: dict[str, Any],
+            teacher: PrunableNet | None, states: torch.Tensor) -> TrialResult:
+    """Shrink, evaluate (with observation noise when asked), measure the deployed policy,
+    write it. ``teacher``: the dense policy (None for a trial trained from scratch);
+    ``states``: visited states (noise scale, int8 calibration)."""
     # structured methods remove their units physically here, at the end of any schedule
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=base["eval_seed"])
+    measured = {**_noise_metrics(cfg, policy, teacher, agent.head, states, base["eval_seed"]),
+                **deploy_metrics(policy, cfg.eval, states)}
     metrics = TrialMetrics(**{
-        **base, **_final_metrics(policy, final, base["params_dense"]),
+        **base, **_final_metrics(policy, final, base["params_dense"]), **measured,
         "layer_sparsity": achieved, **steps,
         "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
         - count(agent.policy).params, **clock.paid()})
@@ -211,6 +221,7 @@ class Rungs:
     decide: Decide
     episodes: int = 10
     at_size: SizeDecide | None = None
+    extra: tuple[str, ...] = ()  # further counts in each rung point (early_stop.RUNG_COUNTS)
 
 
 def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
@@ -238,7 +249,8 @@ def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
     if rungs is None:
         return None
     return RungMonitor(agent, cfg.pruning.finetune.steps, rungs.fractions, rungs.decide,
-                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress)
+                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress,
+                       extra=rungs.extra)
 
 
 def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, clock: _Clock) -> dict[str, Any]:
@@ -262,6 +274,21 @@ def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str,
             "eval_env_steps": final.env_steps, "weights_hash": weights_hash(policy)}
 
 
+def _noise_metrics(cfg: TrialConfig, policy: PrunableNet, teacher: PrunableNet | None,
+                   head: Head,
+                   states: torch.Tensor, eval_seed: int) -> dict[str, Any]:
+    """return_noise (and the dense policy's, for the report) on the final evaluation's
+    episodes with observation noise; nothing when ``eval.noise_std`` is 0."""
+    if cfg.eval.noise_std <= 0:
+        return {}
+    scale = observation_scale(states)
+    runs = [noisy_evaluate(net, head, env_spec(cfg), episodes=cfg.eval.episodes,
+                           seed=eval_seed, noise_std=cfg.eval.noise_std, scale=scale)
+            for net in (policy, teacher) if net is not None]
+    dense = {} if teacher is None else {"dense_return_noise": runs[1].mean}
+    return {"return_noise": runs[0].mean, "return_noise_std": runs[0].std, **dense}
+
+
 def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
     if cfg.pruning.schedule != "iterative":
         return 0.0
@@ -269,18 +296,9 @@ def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
 
 
 def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
-    env = agent.spec.env
-    vec = make_vec_env(env.id, STATE_ENVS, env.kwargs, max_episode_steps=env.max_episode_steps)
-    obs, _ = vec.reset(seed=seed)
-    states = []
-    try:
-        for _ in range(STATE_STEPS):
-            states.append(obs)
-            action, _ = act(net, agent.head, obs)
-            obs, *_ = vec.step(action)
-    finally:
-        vec.close()
-    return torch.as_tensor(np.concatenate(states), dtype=torch.float32)
+    states = visited_states(lambda obs: act(net, agent.head, obs), agent.spec.env, seed=seed,
+                            envs=STATE_ENVS, steps=STATE_STEPS)
+    return torch.from_numpy(states)
 
 
 def write_trial(out: Path, cfg: TrialConfig, policy: MLP, head: Head,
