@@ -24,8 +24,8 @@ from nas_prune.deploy.session import session
 from nas_prune.rl.envs import episode_seeds
 from nas_prune.rl.evaluation import evaluate_fn, visited_states
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP
-from nas_prune.trial.artifacts import POLICY_SPEC, load_policy
+from nas_prune.rl.networks import PrunableNet
+from nas_prune.trial.artifacts import POLICY_SPEC, POLICY_WEIGHTS, load_policy
 from nas_prune.trial.dense_cache import env_spec
 from nas_prune.util.files import atomic_path
 
@@ -43,7 +43,7 @@ CALIBRATION_STREAM = 3  # reset seeds disjoint from evaluation (0), selection (1
 class TrialPolicy:
     """A trial folder's saved policy, its ``policy.json`` spec and its config."""
 
-    net: MLP
+    net: PrunableNet
     head: Head
     config: TrialConfig
     spec: dict[str, Any]
@@ -58,6 +58,10 @@ def load_trial(directory: Path) -> TrialPolicy:
     """
     if not directory.is_dir():
         raise DeployError(f"export: {directory} is not a trial folder (no such directory)")
+    names = ("config.yaml", POLICY_SPEC, POLICY_WEIGHTS)
+    missing = [n for n in names if not (directory / n).is_file()]
+    if missing:
+        raise DeployError(f"export: {directory} is not a trial folder (no {', '.join(missing)})")
     cfg: TrialConfig = parse(TrialConfig, load_yaml(directory / "config.yaml"))
     net, head = load_policy(directory)
     return TrialPolicy(net, head, cfg, json.loads((directory / POLICY_SPEC).read_text()))
@@ -84,7 +88,7 @@ def export_trial(directory: Path, *, fmt: str = "onnx", int8: bool = False,
     return _export_onnx(trial, target, int8=int8)
 
 
-def check_onnx(net: MLP, model: bytes, states: np.ndarray) -> float:
+def check_onnx(net: PrunableNet, model: bytes, states: np.ndarray) -> float:
     """Max |onnxruntime - torch| over ``states``; raises DeployError beyond the tolerance
     (``CHECK_RTOL``, ``CHECK_ATOL``, as ``numpy.allclose``)."""
     got = session(model).run(None, {INPUT: states})[0]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import numpy as np
 
 if TYPE_CHECKING:
-    from nas_prune.rl.networks import MLP
+    from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["ENGINES", "Latency", "measure_latency", "measure_onnx_latency", "policy_bytes"]
 
@@ -30,7 +30,7 @@ class Latency:
     batch: int
 
 
-def measure_latency(net: MLP, *, batch: int = 1, repeats: int = 200, warmup: int = 50,
+def measure_latency(net: PrunableNet, *, batch: int = 1, repeats: int = 200, warmup: int = 50,
                     engine: str = "auto") -> Latency:
     """Time ``repeats`` forwards of a random batch after ``warmup`` untimed ones, one thread.
 
@@ -55,7 +55,9 @@ def measure_latency(net: MLP, *, batch: int = 1, repeats: int = 200, warmup: int
     _check_counts(batch, repeats, warmup)
     if engine == "auto":
         engine = "onnxruntime" if _has_onnxruntime() else "torch"
-    x = _random_obs(batch, net.sizes[0])
+    from nas_prune.deploy.onnx import obs_size
+
+    x = _random_obs(batch, obs_size(net))
     if engine == "onnxruntime":
         from nas_prune.deploy.onnx import to_onnx
 
@@ -77,7 +79,7 @@ def measure_onnx_latency(model: bytes, *, batch: int = 1, repeats: int = 200,
     return _measure(run, batch, repeats=repeats, warmup=warmup, method="onnxruntime")
 
 
-def policy_bytes(net: MLP) -> int:
+def policy_bytes(net: PrunableNet) -> int:
     """Size in bytes of the fp32 ``policy.safetensors`` a trial saves for ``net``.
 
     Serialized in memory with the same tensors ``save_policy`` writes, so it is exact and
@@ -137,7 +139,7 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _torch_forward(net: MLP, x: np.ndarray) -> Callable[[], object]:
+def _torch_forward(net: PrunableNet, x: np.ndarray) -> Callable[[], object]:
     import torch
 
     obs = torch.from_numpy(x)

@@ -7,10 +7,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from nas_prune.rl.networks import MLP
+import numpy as np
 
-__all__ = ["DeployError", "INPUT", "OPSET", "OUTPUT", "require", "to_onnx"]
+if TYPE_CHECKING:
+    from nas_prune.rl.networks import PrunableNet
+
+__all__ = ["DeployError", "INPUT", "OPSET", "OUTPUT", "obs_size", "require", "to_onnx"]
 
 INPUT, OUTPUT = "obs", "out"
 # opset 17: what onnxruntime >= 1.14 runs and its quantizer handles (Gemm, activations)
@@ -32,7 +34,7 @@ def require(module: str) -> ModuleType:
         raise DeployError(f"export: {module} is not installed; run {INSTALL_HINT}") from None
 
 
-def to_onnx(net: MLP, path: Path | None = None) -> bytes:
+def to_onnx(net: PrunableNet, path: Path | None = None) -> bytes:
     """The policy network as ONNX, written to ``path`` when given.
 
     Exported with torch's TorchScript exporter (``dynamo=False``): it needs no onnxscript
@@ -58,11 +60,24 @@ def to_onnx(net: MLP, path: Path | None = None) -> bytes:
     return data
 
 
-def _export(net: MLP, *, dynamo: bool) -> bytes:
+def obs_size(net: PrunableNet) -> int:
+    """How many numbers one flat observation has: an MLP's input width, or a CNN's
+    C x H x W (it reshapes the flat observation into its image)."""
+    from nas_prune.rl.networks import MLP
+
+    if isinstance(net, MLP):
+        return net.sizes[0]
+    image = getattr(net, "image", None)
+    if image is None:
+        raise DeployError(f"export: cannot tell the input size of a {type(net).__name__}")
+    return int(np.prod(image))
+
+
+def _export(net: PrunableNet, *, dynamo: bool) -> bytes:
     require("onnx")
     import torch
 
-    x = torch.zeros(2, net.sizes[0])
+    x = torch.zeros(2, obs_size(net))
     was_training = net.training
     net.eval()
     try:

@@ -10,7 +10,7 @@ import numpy as np
 from nas_prune.results.stats import iqm
 from nas_prune.rl.envs import count_env_steps, episode_seeds, make_vec_env
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["ActFn", "EnvSpec", "EvalResult", "MAX_EVAL_STEPS", "evaluate", "evaluate_fn",
            "visited_states"]
@@ -47,7 +47,7 @@ class EvalResult:
                    float(iqm(arr)), q_mean, steps)
 
 
-def evaluate(net: MLP, head: Head, env: EnvSpec, *, episodes: int, seed: int,
+def evaluate(net: PrunableNet, head: Head, env: EnvSpec, *, episodes: int, seed: int,
              stream: int = 0, max_envs: int = 100) -> EvalResult:
     """Run ``episodes`` greedy episodes, ``max_envs`` at a time in a vector env.
 

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["HEADS", "Head", "act", "actions_from_output"]
 
@@ -45,7 +45,7 @@ class Head:
 
 
 @torch.inference_mode()
-def act(net: MLP, head: Head, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def act(net: PrunableNet, head: Head, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Greedy actions for a batch of observations, and max-Q per state for a Q head."""
     return actions_from_output(head, net(torch.as_tensor(obs, dtype=torch.float32)))
 
