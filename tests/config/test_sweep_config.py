@@ -180,10 +180,10 @@ def test_cnn_reference_is_the_largest_torso_counted_on_the_network(tmp_path: Pat
 @pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[2] / "sweeps")
                                         .glob("*.yaml")))
 def test_shipped_sweeps_load_and_their_envs_are_installed(name: str) -> None:
-    import gymnasium as gym
+    from nas_prune.rl.envs import make_env
 
     sw = load_sweep(Path(__file__).parents[2] / "sweeps" / name)
-    gym.make(sw.config.env.id).close()  # the default install has every shipped env (box2d)
+    make_env(sw.config.env.id, sw.config.env.kwargs).close()  # every shipped env installs
     trial = with_picks(sw.template(0), hidden=[8],
                        pruning={"method": "magnitude", "sparsity": 0.5})
     assert trial.env.id == sw.config.env.id and trial.agent.hidden == [8]
