@@ -39,7 +39,8 @@ PPO = {"n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 4, "lr": 2.5e
 
 
 def _cfg(agent: str, steps: int, seed: int) -> TrialConfig:
-    hyper = {**DQN, "double": False} if agent == "dqn" else {**PPO, "linear_decay": True}
+    hyper = {**DQN, "double": False} if agent == "dqn" else {**PPO, "linear_decay": True,
+                                                                  "ortho_init": True}
     return TrialConfig.model_validate({
         "env": {"id": ENV, "max_episode_steps": LIMIT},
         "agent": {"name": agent, "network": "minatar", "activation": "relu",
