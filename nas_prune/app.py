@@ -124,7 +124,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     import optuna
 
     from nas_prune.search.backends import RunOptions, backends, check_support
-    from nas_prune.search.progress import ProgressLine
+    from nas_prune.search.progress import sweep_progress
     from nas_prune.search.storage import repair_journal
     from nas_prune.search.sweep import claim_study
 
@@ -146,11 +146,12 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     print(f"sweep {sw.study}: {total} trials, storage {sw.storage}, out {sw.study_dir}",
           flush=True)
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM: stop like Ctrl-C, trial told FAIL
-    opts = RunOptions(trials=total, workers=workers or sw.config.workers, address=address,
-                      max_concurrent=max_concurrent,
-                      callbacks=[ProgressLine(total, info["ref_params"], _log)], log=_log)
     try:
-        recovered = backends.get(chosen).run(sw, opts)
+        with sweep_progress(total, info["ref_params"], _log) as progress:
+            opts = RunOptions(trials=total, workers=workers or sw.config.workers,
+                              address=address, max_concurrent=max_concurrent,
+                              callbacks=[progress], log=_log)
+            recovered = backends.get(chosen).run(sw, opts)
     except KeyboardInterrupt:
         print("interrupted: the running trial is recorded as FAIL; re-run the same command "
               "to resume", flush=True)
@@ -170,7 +171,7 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     import optuna
 
     from nas_prune.search.backends.optuna_backend import optimize
-    from nas_prune.search.progress import ProgressLine
+    from nas_prune.search.progress import sweep_progress
     from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -184,8 +185,8 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     info = st.user_attrs["sweep"]
     # a worker index from the host and process, so machines draw different samples
     index = 1 + zlib.crc32(f"{socket.gethostname()}-{os.getpid()}".encode()) % 1_000_000
-    optimize(sw, total, [ProgressLine(total, int(info.get("ref_params", 1)), _log)],
-             worker=index)
+    with sweep_progress(total, int(info.get("ref_params", 1)), _log) as progress:
+        optimize(sw, total, [progress], worker=index)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -236,12 +237,17 @@ def _report(storage: str, name: str, out: Path | None, *, reeval: bool) -> None:
 
 def best(sweep_file: Path | None, *, storage: str | None, study: str | None,
          max_params: int | None, min_return: float | None, knee: bool,
-         out: Path) -> dict[str, Any]:
+         out: Path, max_latency_us: float | None = None,
+         max_bytes: int | None = None) -> dict[str, Any]:
     """The ``best`` verb: choose on the (re-evaluated) front, write the trial config."""
     from nas_prune.results.best import write_best
+    from nas_prune.results.report.data import hv_box
     from nas_prune.results.summary import summarize
 
     st, name, _ = _resolve(sweep_file, storage, study)
-    summary = summarize(st, name)
+    summary = summarize(st, name, insights=False)
     return write_best(summary.data.front, summary.ret_col, max_params=max_params,
-                      min_return=min_return, knee=knee, out=out)
+                      min_return=min_return, knee=knee, out=out,
+                      max_latency_us=max_latency_us, max_bytes=max_bytes,
+                      objectives=summary.data.objectives,
+                      box=hv_box(summary.data.hypervolume))

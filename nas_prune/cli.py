@@ -46,9 +46,11 @@ def _trial_overrides(**flags: Any) -> dict[str, Any]:
              "network": ("agent", "network"), "channels": ("agent", "channels"),
              "train_steps": ("agent", "train_steps"), "method": ("pruning", "method"),
              "schedule": ("pruning", "schedule"), "sparsity": ("pruning", "sparsity"),
+             "distribution": ("pruning", "distribution"),
              "finetune_steps": ("pruning", "finetune", "steps"),
              "finetune_mode": ("pruning", "finetune", "mode"),
-             "episodes": ("eval", "episodes"), "seed": ("seed",)}
+             "episodes": ("eval", "episodes"), "seed": ("seed",),
+             "noise_std": ("eval", "noise_std"), "latency": ("eval", "latency")}
     out: dict[str, Any] = {}
     for name, value in flags.items():
         if value is None:
@@ -77,7 +79,10 @@ def trial(
     env: Optional[str] = typer.Option(None, "--env", help="Gymnasium id or module:Class."),
     agent: Optional[str] = typer.Option(None, "--agent", help="dqn or ppo."),
     method: Optional[str] = typer.Option(None, "--method", help="Pruning method."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="oneshot|gradual|iterative"),
+    schedule: Optional[str] = typer.Option(
+        None, "--schedule", help="oneshot|gradual|iterative (post-training), during|sparse"),
+    distribution: Optional[str] = typer.Option(
+        None, "--distribution", help="uniform or erk (one sparsity over the layers)"),
     sparsity: Optional[str] = typer.Option(None, "--sparsity", help="0.8 or 0.5,0.9,0"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="Dense widths, e.g. 64,64."),
     network: Optional[str] = typer.Option(
@@ -87,6 +92,10 @@ def trial(
     finetune_steps: Optional[int] = typer.Option(None, "--finetune-steps"),
     finetune_mode: Optional[str] = typer.Option(None, "--finetune-mode", help="rl or distill"),
     episodes: Optional[int] = typer.Option(None, "--episodes"),
+    noise_std: Optional[float] = typer.Option(
+        None, "--noise-std", help="Also evaluate with observation noise (return_noise)."),
+    latency: Optional[bool] = typer.Option(
+        None, "--latency/--no-latency", help="Measure batch-1 latency (latency_us)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Dense-agent cache folder."),
     seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
 ) -> None:
@@ -100,10 +109,12 @@ def trial(
         spars = values[0] if len(values) == 1 else values
     over = _trial_overrides(
         env=env, agent=agent, method=method, schedule=schedule, sparsity=spars,
+        distribution=distribution,
         hidden=guarded(lambda: parse_hidden(hidden)) if hidden else None, network=network,
         channels=guarded(lambda: parse_hidden(channels, "agent.channels")) if channels else None,
         train_steps=train_steps,
-        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed)
+        finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed,
+        noise_std=noise_std, latency=latency)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))
 
@@ -198,6 +209,10 @@ def best(
     study: Optional[str] = typer.Option(None, "--study"),
     max_params: Optional[int] = typer.Option(None, "--max-params"),
     min_return: Optional[float] = typer.Option(None, "--min-return"),
+    max_latency_us: Optional[float] = typer.Option(
+        None, "--max-latency-us", help="Batch-1 latency limit (µs; re-measured figure)."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes",
+                                            help="Deployed file size limit (bytes)."),
     knee: bool = typer.Option(False, "--knee"),
     out: Path = typer.Option(Path("best.yaml"), "--out"),
 ) -> None:
@@ -206,7 +221,8 @@ def best(
 
     result = guarded(lambda: app.best(sweep_file, storage=storage, study=study,
                                             max_params=max_params, min_return=min_return,
-                                            knee=knee, out=out))
+                                            knee=knee, out=out, max_latency_us=max_latency_us,
+                                            max_bytes=max_bytes))
     typer.echo(json.dumps(result))
 
 

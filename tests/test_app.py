@@ -96,6 +96,34 @@ def test_best_then_trial_reproduces(finished: Path, tmp_path: Path) -> None:
     assert m["params_nonzero"] == chosen["params_nonzero"]
 
 
+def test_the_reports_reuse_commands_run_as_written(finished: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import html
+    import re
+    import shlex
+
+    sw = load_sweep(finished)
+    page = (sw.study_dir / "report" / "report.html").read_text(encoding="utf-8")
+    found = re.search(r'<pre id="reuse">(.*?)</pre>', page, re.S)
+    assert found is not None
+    best, trial, export = [shlex.split(c) for c in html.unescape(found.group(1)).splitlines()]
+    monkeypatch.chdir(tmp_path)  # the commands write best.yaml and runs/ where they run
+    res = runner.invoke(app, best[1:])  # [0] is the console script, nas-prune
+    assert res.exit_code == 0, res.output
+    chosen = json.loads(res.output.strip().splitlines()[-1])
+    front = pd.read_csv(sw.study_dir / "report" / "pareto.csv")
+    knee = front[front["number"] == chosen["trial"]].iloc[0]
+    assert trial == ["nas-prune", "trial", "best.yaml", "--cache", str(sw.dense_cache.resolve())]
+    rerun = runner.invoke(app, trial[1:])
+    assert rerun.exit_code == 0, rerun.output
+    m = json.loads([ln for ln in rerun.output.splitlines() if ln.startswith("{")][0])
+    assert m["return_mean"] == chosen["return_mean"]
+    # export (its own verb) gets the knee's trial folder, which holds the policy
+    assert export[:2] == ["nas-prune", "export"] and export[3:] == ["--format", "onnx"]
+    assert export[2] == knee["out_dir"]
+    assert (Path(export[2]) / "policy.safetensors").is_file()
+
+
 def test_best_constraint_nobody_meets_names_closest(finished: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["best", str(finished), "--max-params", "1",
                               "--out", str(tmp_path / "b.yaml")])

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas_prune.cli import app
+from nas_prune.config.objectives import DIRECTIONS
 from nas_prune.pruning import methods
 from tests.conftest import write_yaml
 
@@ -190,6 +191,7 @@ def _report_missing_study(c: Ctx) -> tuple[list[str], Path]:
 
 
 SAMPLERS = ("nsga2", "tpe", "random")
+OBJECTIVE_NAMES = tuple(DIRECTIONS)
 BACKENDS = ("optuna", "ray")
 AGENTS = ("dqn", "ppo")
 PG_URL = "postgresql://nobody@127.0.0.1:1/nodb"  # port 1: refused at once
@@ -228,6 +230,17 @@ CASES = [
          ("env.id", "observation space", "Dict")),
     Case("trial-dict-observation", _trial_case("--env", DICT_ENV, "--agent", "ppo"),
          ("env.id", "observation space", "Dict")),
+    Case("trial-set-needs-sparse", _trial_case("--method", "set", "--schedule", "gradual"),
+         ("pruning.schedule", "set"), ("sparse",)),
+    Case("trial-sparse-no-distill", _trial_case("--method", "rigl", "--schedule", "sparse",
+                                                "--finetune-mode", "distill"),
+         ("pruning.finetune.mode", "teacher"), ("rl",)),
+    Case("trial-unknown-distribution", _trial_case("--schedule", "sparse", "--distribution",
+                                                   "normal"),
+         ("pruning.distribution",), ("uniform", "erk")),
+    Case("space-unknown-sparse-method",
+         _sweep_case(_space(sparse_method={"choices": ["rigl", "sett"]})),
+         ("sparse_method", "sett"), tuple(methods.names())),
     Case("sweep-file-missing", _missing_file, ("nope.yaml", "not found")),
     Case("sweep-file-malformed-yaml", _malformed_yaml, ("not valid YAML", "line")),
     Case("space-file-empty", _empty_space, ("space", "empty")),
@@ -242,6 +255,17 @@ CASES = [
     Case("study-with-dotdot", _sweep_case(flags=("--study", "../escape")),
          ("--study", "../escape")),
     Case("sweep-name-with-dotdot", _sweep_case(name="../evil"), ("name", "../evil")),
+    Case("objectives-unknown-name", _sweep_case(objectives=["return_mean", "flops"]),
+         ("objectives", "flops"), OBJECTIVE_NAMES),
+    Case("objectives-without-return", _sweep_case(objectives=["params_nonzero", "bytes"]),
+         ("objectives", "return_mean")),
+    Case("objectives-repeated", _sweep_case(objectives=["return_mean", "bytes", "bytes"]),
+         ("objectives", "twice")),
+    Case("objectives-noise-without-noise-std",
+         _sweep_case(objectives=["return_mean", "return_noise"]),
+         ("objectives", "eval.noise_std")),
+    Case("eval-negative-noise", _sweep_case(eval={"episodes": 2, "noise_std": -1.0}),
+         ("eval.noise_std", "0")),
 ]
 
 

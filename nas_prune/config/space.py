@@ -7,12 +7,13 @@ from typing import Any, Protocol, Union
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from nas_prune.config.base import Strict
-from nas_prune.config.trial import TrialConfig, parse_hidden, with_picks
+from nas_prune.config.trial import TRAINING_SCHEDULES, TrialConfig, parse_hidden, with_picks
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 
-__all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim", "Suggester",
-           "check_method_params", "hidden_choices", "suggest"]
+__all__ = ["Choice", "Dim", "Range", "Scalar", "SearchSpace", "SparsityDim",
+           "Suggester", "channel_choices", "check_method_params", "hidden_choices",
+           "suggest"]
 
 Scalar = Union[bool, int, float, str]
 
@@ -74,10 +75,23 @@ class SparsityDim(Strict):
 
 
 class SearchSpace(Strict):
-    """The dimensions a sweep searches; a plain value fixes a dimension."""
+    """The dimensions a sweep searches; a plain value fixes a dimension.
+
+    A space may mix post-training schedules (oneshot, gradual, iterative) with training
+    ones (during, sparse). A dimension is asked only where it applies: ``sparse_method``
+    and ``distribution`` for ``sparse`` (its method replaces ``method``),
+    ``pruning_steps`` for all but ``sparse``, ``finetune_mode`` for the
+    post-training schedules (during / sparse fine-tune with RL).
+    """
 
     method: Dim = Choice(choices=["magnitude"])
+    # None (unset, so studies fingerprinted before these existed resume): random, uniform
+    sparse_method: Dim | None = None
+    distribution: Dim | None = None
     hidden: Choice | str = "64,64"
+    # a CNN's conv channels, searched as hidden widths are ("16" or {choices: ["8", "16,16"]});
+    # None: the sweep's agent.channels
+    channels: Choice | str | None = None
     sparsity: SparsityDim = Field(default_factory=SparsityDim)
     schedule: Dim = "oneshot"
     pruning_steps: Dim = 5
@@ -85,11 +99,11 @@ class SearchSpace(Strict):
     finetune_steps: Dim = 10_000
     method_params: dict[str, Dim] = Field(default_factory=dict)
 
-    @field_validator("hidden")
+    @field_validator("hidden", "channels")
     @classmethod
-    def _widths(cls, v: Choice | str) -> Choice | str:
-        for item in v.choices if isinstance(v, Choice) else [v]:
-            parse_hidden(item, "hidden")
+    def _widths(cls, v: Choice | str | None, info: ValidationInfo) -> Choice | str | None:
+        for item in _values(v):
+            parse_hidden(item, str(info.field_name))
         return v
 
     @model_validator(mode="after")
@@ -103,14 +117,17 @@ class SearchSpace(Strict):
 
     @model_validator(mode="after")
     def _known_methods(self) -> SearchSpace:
-        for name in _values(self.method):
-            if str(name) not in methods:
-                raise ValueError(f"method: unknown pruning method {name!r}; allowed: "
-                                 f"{', '.join(methods.names())}")
+        for field in ("method", "sparse_method"):
+            for name in _values(getattr(self, field)):
+                if str(name) not in methods:
+                    raise ValueError(f"{field}: unknown pruning method {name!r}; allowed: "
+                                     f"{', '.join(methods.names())}")
         return self
 
 
-def _values(dim: Dim) -> list[Any]:
+def _values(dim: Dim | None) -> list[Any]:
+    if dim is None:
+        return []
     if isinstance(dim, Choice):
         return list(dim.choices)
     if isinstance(dim, Range):
@@ -120,8 +137,12 @@ def _values(dim: Dim) -> list[Any]:
 
 def hidden_choices(space: SearchSpace) -> list[list[int]]:
     """Every dense architecture the space can pick."""
-    items = space.hidden.choices if isinstance(space.hidden, Choice) else [space.hidden]
-    return [parse_hidden(x, "hidden") for x in items]
+    return [parse_hidden(x, "hidden") for x in _values(space.hidden)]
+
+
+def channel_choices(space: SearchSpace) -> list[list[int]]:
+    """Every conv torso (channels per layer) the space can pick; [] when it picks none."""
+    return [parse_hidden(x, "channels") for x in _values(space.channels)]
 
 
 def _pick(trial: Suggester, name: str, dim: Dim) -> Any:
@@ -147,30 +168,52 @@ def _sparsity(trial: Suggester, name: str, dim: SparsityDim) -> float:
 def suggest(trial: Suggester, space: SearchSpace, template: TrialConfig) -> TrialConfig:
     """Sample one TrialConfig: ``template`` (the sweep's fixed fields, ``Sweep.template``)
     with the space's picks of width and pruning."""
-    method = str(_pick(trial, "method", space.method))
-    hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
-    n = prunable_layer_count(hidden, methods.get(method).structured)
-    if space.sparsity.per_layer:
-        sparsity: float | list[float] = [
-            _sparsity(trial, f"sparsity_{i}", space.sparsity) for i in range(n)]
+    # A space that can pick a training schedule asks the schedule first (it decides which
+    # dimensions apply); other spaces keep their order, so their seeded draws stay as they were.
+    mixed = any(str(s) in TRAINING_SCHEDULES for s in _values(space.schedule))
+    schedule = _pick(trial, "schedule", space.schedule) if mixed else None
+    if schedule == "sparse":
+        method = str(_pick(trial, "sparse_method", space.sparse_method or "random"))
     else:
-        sparsity = _sparsity(trial, "sparsity", space.sparsity)
+        method = str(_pick(trial, "method", space.method))
+    hidden = parse_hidden(_pick(trial, "hidden", space.hidden), "hidden")
+    channels = None if space.channels is None else parse_hidden(
+        _pick(trial, "channels", space.channels), "channels")
+    convs = template.agent.convs if channels is None else len(channels)
+    distribution = _pick(trial, "distribution", space.distribution or "uniform") \
+        if schedule == "sparse" else "uniform"
+    sparsity = _layer_sparsity(trial, space, method, hidden, convs,
+                               shared=distribution != "uniform")
     accepted = methods.get(method).Params.model_fields
     params = {k: _pick(trial, f"{method}.{k}", d) for k, d in space.method_params.items()
               if k in accepted}
-    pruning = {
-        "method": method, "sparsity": sparsity, "method_params": params,
-        "schedule": _pick(trial, "schedule", space.schedule),
-        "steps": _pick(trial, "pruning_steps", space.pruning_steps),
-        "finetune": {"mode": _pick(trial, "finetune_mode", space.finetune_mode),
-                     "steps": _pick(trial, "finetune_steps", space.finetune_steps)},
-    }
-    return with_picks(template, hidden=hidden, pruning=pruning)
+    if schedule is None:
+        schedule = _pick(trial, "schedule", space.schedule)
+    pruning = {"method": method, "sparsity": sparsity, "method_params": params,
+               "schedule": schedule, "distribution": distribution,
+               "finetune": {}}
+    if schedule != "sparse":
+        pruning["steps"] = _pick(trial, "pruning_steps", space.pruning_steps)
+    pruning["finetune"]["mode"] = "rl" if schedule in TRAINING_SCHEDULES else _pick(
+        trial, "finetune_mode", space.finetune_mode)
+    pruning["finetune"]["steps"] = _pick(trial, "finetune_steps", space.finetune_steps)
+    return with_picks(template, hidden=hidden, pruning=pruning, channels=channels)
+
+
+def _layer_sparsity(trial: Suggester, space: SearchSpace, method: str, hidden: list[int],
+                    convs: int, *, shared: bool) -> float | list[float]:
+    # shared: one value however per_layer is set (a distribution spreads it over layers)
+    if space.sparsity.per_layer and not shared:
+        n = prunable_layer_count(hidden, methods.get(method).structured, convs=convs)
+        return [_sparsity(trial, f"sparsity_{i}", space.sparsity) for i in range(n)]
+    return _sparsity(trial, "sparsity", space.sparsity)
 
 
 def check_method_params(space: SearchSpace) -> None:
     """Every method_params key must apply to at least one method the space can pick."""
     names = [str(m) for m in _values(space.method)]
+    if "sparse" in _values(space.schedule):
+        names += [str(m) for m in _values(space.sparse_method or "random")]
     for key in space.method_params:
         if not any(key in methods.get(m).Params.model_fields for m in names):
             raise ValueError(f"space.method_params.{key}: applies to none of {names}")

@@ -7,16 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from pydantic import Field, field_validator, model_validator
 
 from nas_prune.config.base import ConfigError, Strict, load_yaml, parse
-from nas_prune.config.space import SearchSpace, check_method_params, hidden_choices
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES, check_objectives, pairs
+from nas_prune.config.space import (
+    SearchSpace,
+    channel_choices,
+    check_method_params,
+    hidden_choices,
+)
 from nas_prune.config.trial import (
     AgentConfig,
     DistillSettings,
     EnvConfig,
     EvalConfig,
     TrialConfig,
+    with_picks,
 )
 from nas_prune.pruning import methods
 from nas_prune.pruning.base import check_sparsity
@@ -26,14 +34,15 @@ __all__ = ["BaselineConfig", "EarlyStopConfig", "OBJECTIVES", "ReevalConfig", "S
            "Sweep", "SweepConfig", "TRIAL_FIELDS", "default_storage", "load_sweep"]
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-# (metric, direction) of the study's objectives, in order
-OBJECTIVES: tuple[tuple[str, str], ...] = (("return_mean", "maximize"),
-                                           ("params_nonzero", "minimize"))
+# (metric, direction) of the default objectives: a study that recorded none (nas_prune
+# 0.1.0) has these; a sweep's own are ``Sweep.objectives`` (config.objectives)
+OBJECTIVES: tuple[tuple[str, str], ...] = tuple(pairs(DEFAULT_OBJECTIVES))
 # sweep fields that change what a trial computes or which trials the sampler draws; the
 # rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
 # when a study resumes
 TRIAL_FIELDS = ("env", "agent", "finetune", "eval", "seeds", "sampler", "sampler_seed",
-                "reproducible", "threads", "early_stop", "baseline", "reference_hidden")
+                "reproducible", "threads", "early_stop", "baseline", "reference_hidden",
+                "reference_channels")
 
 
 class ReevalConfig(Strict):
@@ -128,8 +137,23 @@ class SweepConfig(Strict):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
     reference_hidden: list[int] | None = None
+    reference_channels: list[int] | None = None  # a CNN's; None: the space's largest
     max_return: float | None = None
     return_floor: float = 0.0
+    # what the study trades off (config.objectives: fixed directions, return_mean first)
+    objectives: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, v: list[str]) -> list[str]:
+        return check_objectives(v)
+
+    @model_validator(mode="after")
+    def _noise_needed(self) -> SweepConfig:
+        if "return_noise" in self.objectives and self.eval.noise_std <= 0:
+            raise ValueError("objectives: return_noise needs eval.noise_std > 0 (the noise, "
+                             "in per-dimension standard deviations of visited states)")
+        return self
 
     @model_validator(mode="after")
     def _early_stop_backend(self) -> SweepConfig:
@@ -184,8 +208,13 @@ class Sweep:
         data = c.model_dump(mode="json", include=set(TRIAL_FIELDS))
         data["baseline"].pop("enabled", None)
         data["space"] = self.space.model_dump(mode="json")
-        data["objectives"] = [f"{name}:{d}" for name, d in OBJECTIVES]
+        data["objectives"] = [f"{name}:{d}" for name, d in pairs(c.objectives)]
         return data
+
+    @property
+    def objectives(self) -> list[str]:
+        """The study's objectives, in order (return_mean first)."""
+        return list(self.config.objectives)
 
     def seed_for(self, index: int) -> int:
         """The training seed of the sweep's ``index``-th trial: the seeds rotate by trial
@@ -198,15 +227,41 @@ class Sweep:
         ``config.space.suggest`` (and the baseline) fill in the rest with
         ``config.trial.with_picks``."""
         c = self.config
+        # latency is measured only when it is an objective (or asked for in eval)
+        measure = {"latency": c.eval.latency or "latency_us" in c.objectives}
         return parse(TrialConfig, {  # type: ignore[no-any-return]
-            "env": c.env.model_dump(), "agent": c.agent.model_dump(), "eval": c.eval.model_dump(),
+            "env": c.env.model_dump(), "agent": c.agent.model_dump(),
+            "eval": {**c.eval.model_dump(), **measure},
             "threads": c.threads, "seed": self.seed_for(index),
             "pruning": {"finetune": c.finetune.model_dump()}})
 
+    def reference(self) -> TrialConfig:
+        """The reference architecture (the largest the space can pick, or the sweep's
+        ``reference_hidden`` / ``reference_channels``) as a dense trial config: what the
+        baseline prunes and what the hypervolume's parameter axis is relative to."""
+        hidden = self.config.reference_hidden or max(hidden_choices(self.space), key=sum)
+        template = self.template(0)
+        channels = None
+        if template.agent.network == "cnn":
+            channels = (self.config.reference_channels
+                        or max(channel_choices(self.space) or [template.agent.channels or []],
+                               key=sum))
+        return with_picks(template, hidden=hidden, pruning={}, channels=channels)
+
     def reference_params(self, obs_size: int, act_size: int) -> int:
         """Dense parameters of the reference architecture (the hypervolume's ref point)."""
-        hidden = self.config.reference_hidden or max(hidden_choices(self.space), key=sum)
-        return count_dense([obs_size, *hidden, act_size])
+        cfg = self.reference()
+        if cfg.agent.network != "cnn":
+            return count_dense([obs_size, *(cfg.agent.hidden or []), act_size])
+        from nas_prune.rl.cnn import CNN, image_layout
+        from nas_prune.rl.envs import observation_shape
+
+        image, last = image_layout(observation_shape(cfg.env.id, cfg.env.kwargs))
+        a = cfg.agent
+        with torch.device("meta"):  # counted, never allocated
+            net = CNN(image, a.channels or [], a.kernels or [], a.strides or [],
+                      a.hidden or [], act_size, str(a.activation), last)
+        return sum(layer.params() for layer in net.prunable_layers())
 
 
 def load_sweep(path: Path, *, storage: str | None = None, study: str | None = None,

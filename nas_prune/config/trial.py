@@ -11,8 +11,8 @@ from nas_prune.pruning.base import check_sparsity, prunable_layer_count
 from nas_prune.rl.agents import agents
 from nas_prune.rl.envs import check_env_id
 
-__all__ = ["AgentConfig", "EnvConfig", "EvalConfig", "FinetuneConfig", "PruningConfig",
-           "SnapshotConfig", "TrialConfig", "layer_sparsity", "parse_hidden"]
+__all__ = ["TRAINING_SCHEDULES", "AgentConfig", "EnvConfig", "EvalConfig", "FinetuneConfig",
+           "PruningConfig", "SnapshotConfig", "TrialConfig", "layer_sparsity", "parse_hidden"]
 
 
 def parse_hidden(value: str | float | Sequence[int], field: str = "agent.hidden") -> list[int]:
@@ -154,14 +154,27 @@ class FinetuneConfig(DistillSettings):
     steps: int = Field(default=10_000, ge=0)
 
 
+# schedules that train the agent from scratch while pruning (no dense agent, no teacher)
+TRAINING_SCHEDULES = ("during", "sparse")
+
+
 class PruningConfig(Strict):
-    """What to prune, how far, on which schedule, and how to recover."""
+    """What to prune, how far, on which schedule, and how to recover.
+
+    Post-training schedules (oneshot, gradual, iterative) prune the trained dense agent;
+    ``during`` and ``sparse`` train from scratch (``nas_prune.pruning.training_schedule``).
+    """
 
     method: str = "magnitude"
     sparsity: float | list[float] = 0.0
-    schedule: Literal["oneshot", "gradual", "iterative"] = "oneshot"
-    steps: int = Field(default=5, ge=1)  # pruning steps of gradual / iterative
+    schedule: Literal["oneshot", "gradual", "iterative", "during", "sparse"] = "oneshot"
+    steps: int = Field(default=5, ge=1)  # pruning steps of gradual / iterative / during
     tolerance: float = Field(default=0.95, gt=0, le=1)  # iterative: keep >= tol * dense
+    # during: prune from start to end of training (fractions; Obando-Ceron et al. 2024)
+    start: float = Field(default=0.2, ge=0, lt=1)
+    end: float = Field(default=0.8, gt=0, le=1)
+    # how a single sparsity value is spread over the weight layers (unstructured methods)
+    distribution: Literal["uniform", "erk"] = "uniform"
     method_params: dict[str, Any] = Field(default_factory=dict)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
@@ -183,14 +196,43 @@ class PruningConfig(Strict):
         params = _validate_sub(methods.get(self.method).Params, self.method_params,
                                "pruning.method_params")
         object.__setattr__(self, "method_params", params)
+        _check_family(self)
         return self
 
 
+def _check_family(cfg: PruningConfig) -> None:
+    from nas_prune.pruning.sparse_training import DynamicSparsePruning
+
+    method = methods.get(cfg.method)
+    if issubclass(method, DynamicSparsePruning) and cfg.schedule != "sparse":
+        raise ValueError(f"pruning.schedule: method {cfg.method!r} trains a sparse network "
+                         f"from scratch; allowed: sparse")
+    if cfg.schedule in TRAINING_SCHEDULES and cfg.finetune.mode != "rl":
+        raise ValueError(f"pruning.finetune.mode: schedule {cfg.schedule!r} trains no dense "
+                         f"teacher to distill from; allowed: rl")
+    if cfg.start >= cfg.end:
+        raise ValueError(f"pruning.start: {cfg.start} must be below pruning.end {cfg.end}")
+    if cfg.distribution == "erk" and (method.structured or isinstance(cfg.sparsity, list)):
+        raise ValueError("pruning.distribution: erk spreads one sparsity value over the "
+                         "weight layers of an unstructured method; allowed here: uniform")
+
+
 class EvalConfig(Strict):
-    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed."""
+    """Final evaluation: ``episodes`` greedy episodes; ``seed`` None means the trial seed.
+
+    ``noise_std`` > 0: the policy is also evaluated with Gaussian observation noise of that
+    many per-dimension standard deviations (of the states the dense policy visits),
+    giving ``return_noise``. ``latency``: measure the deployed policy's batch-1 latency
+    (``latency_us``; a sweep turns it on when latency_us is an objective).
+    ``deploy_int8``: ``bytes`` is the size of the int8 ONNX file (post-training static
+    quantization calibrated on visited states; needs the ``[deploy]`` extra) instead of the
+    fp32 safetensors file. Off values (0, false) keep older studies' fingerprints."""
 
     episodes: int = Field(default=100, ge=1)
     seed: int | None = None
+    noise_std: float = Field(default=0.0, ge=0.0)
+    latency: bool = False
+    deploy_int8: bool = False
 
 
 class TrialConfig(Strict):
@@ -215,9 +257,10 @@ class TrialConfig(Strict):
         return self
 
 
-def with_picks(template: TrialConfig, *, hidden: list[int],
-               pruning: dict[str, Any]) -> TrialConfig:
-    """``template`` with a width and a pruning chosen (by a search space or a baseline):
+def with_picks(template: TrialConfig, *, hidden: list[int], pruning: dict[str, Any],
+               channels: list[int] | None = None) -> TrialConfig:
+    """``template`` with a width (and a CNN's ``channels``) and a pruning chosen (by a
+    search space or a baseline):
     the one place where a sweep's fixed fields and one trial's choices become a
     TrialConfig. Fine-tune keys in ``pruning`` (mode, steps) go on top of the template's
     distillation settings.
@@ -227,6 +270,12 @@ def with_picks(template: TrialConfig, *, hidden: list[int],
     """
     data = template.model_dump()
     data["agent"]["hidden"] = list(hidden)
+    if channels is not None:  # a CNN's conv widths; kernels / strides of another depth reset
+        agent = data["agent"]
+        for key in ("kernels", "strides"):
+            if len(agent[key] or []) != len(channels):
+                agent[key] = None
+        agent["channels"] = list(channels)
     finetune = {**data["pruning"]["finetune"], **pruning.get("finetune", {})}
     data["pruning"] = {**data["pruning"], "method_params": {}, **pruning, "finetune": finetune}
     return parse(TrialConfig, data)  # type: ignore[no-any-return]

@@ -1,13 +1,18 @@
-"""Pareto maths for (params, return) trials: dominance, front, hypervolume, knee, selection
-(robust statistics of returns live in ``results.stats``).
+"""Pareto maths: dominance, front, hypervolume, knee, selection (robust statistics of
+returns live in ``results.stats``).
 
-Objectives convention: every point is ``(params, ret)`` where the parameter count is
-MINIMISED and the return is MAXIMISED. Pure numpy; no plotting, no Optuna.
+Two forms. The 2-D functions take ``(params, ret)`` points: the parameter count is
+MINIMISED and the return MAXIMISED. The n-D functions (``*_nd``) take a cost matrix, one
+row per point and one column per objective, every column MINIMISED (a maximised objective
+enters negated or mapped; ``results.study.costs`` builds it from a sweep's objectives).
+Fronts and hypervolumes in n-D come from moocore (exact algorithms: WFG/HV3D+ for the
+hypervolume), a maintained library; the 2-D hypervolume goes through it too. No plotting,
+no Optuna.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,11 +21,16 @@ import numpy.typing as npt
 __all__ = [
     "NoPointError",
     "dominates",
+    "dominates_nd",
     "front_indices",
+    "front_indices_nd",
     "hypervolume",
+    "hypervolume_nd",
     "knee_index",
+    "knee_index_nd",
     "normalized_hypervolume",
     "select_point",
+    "select_row",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -180,18 +190,144 @@ def select_point(
     front = _front(p, r)
     if front.size == 0:
         raise ValueError("no finite points")
-    fp, fr = p[front], r[front]
-    ok = np.ones(front.size, dtype=bool)
-    if max_params is not None:
-        ok &= fp <= max_params
+    limits = {} if max_params is None else {"params": (p[front], float(max_params))}
+    return int(front[select_row(r[front], limits, min_return=min_return, fewest=p[front])])
+
+
+def dominates_nd(a: Floats, b: Floats) -> bool:
+    """True if cost vector ``a`` Pareto-dominates ``b``: no worse in every objective (all
+    minimised) and strictly better in one. NaN compares False, so it never dominates."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return bool(np.all(x <= y) and np.any(x < y))
+
+
+def front_indices_nd(costs: npt.ArrayLike, tolerance: Floats | None = None) -> list[int]:
+    """Indices of the non-dominated rows of a cost matrix (every column minimised), in
+    input order. Identical rows keep their first occurrence; rows with NaN or inf are never
+    on the front.
+
+    Args:
+        costs: points x objectives.
+        tolerance: per column, differences up to this count as equal (a measurement's
+            noise): ``a`` dominates ``b`` when ``a <= b + tol`` everywhere and
+            ``a < b - tol`` somewhere; rows equal within it keep the first. None or zeros:
+            exact dominance (moocore).
+
+    Raises:
+        ValueError: ``costs`` is not 2-D, or ``tolerance`` does not match its columns.
+    """
+    c = _as_costs(costs)
+    finite = np.flatnonzero(np.isfinite(c).all(axis=1))
+    if finite.size == 0:
+        return []
+    tol = np.zeros(c.shape[1]) if tolerance is None else np.asarray(tolerance, dtype=float)
+    if tol.shape != (c.shape[1],):
+        raise ValueError(f"tolerance must have {c.shape[1]} values, got {tol.tolist()}")
+    if np.any(tol > 0):
+        return [int(i) for i in finite[_front_within(c[finite], tol)]]
+    import moocore
+
+    keep = moocore.is_nondominated(c[finite], keep_weakly=False)
+    return [int(i) for i in finite[keep]]
+
+
+def _front_within(c: FloatArray, tol: FloatArray) -> npt.NDArray[np.bool_]:
+    # pairwise [i, j]: does row i dominate (or, earlier, equal within tol) row j; O(n^2 m)
+    a, b = c[:, None, :], c[None, :, :]
+    no_worse = np.all(a <= b + tol, axis=2)
+    better = np.any(a < b - tol, axis=2)
+    same = np.all(np.abs(a - b) <= tol, axis=2) & np.triu(np.ones_like(no_worse), k=1)
+    return ~np.any((no_worse & better) | same, axis=0)
+
+
+def hypervolume_nd(costs: npt.ArrayLike, ref: Floats) -> float:
+    """Hypervolume dominated by the rows of a cost matrix (every column minimised) up to the
+    reference point ``ref`` (the worst corner). Rows not strictly inside the box and
+    non-finite rows contribute nothing; 0.0 for no rows.
+
+    Raises:
+        ValueError: ``costs`` is not 2-D, or ``ref`` is not finite or does not match its
+            columns.
+    """
+    c = _as_costs(costs)
+    r = np.asarray(ref, dtype=np.float64)
+    if r.shape != (c.shape[1],) or not np.isfinite(r).all():
+        raise ValueError(f"ref must be {c.shape[1]} finite values, got {r.tolist()}")
+    inside = c[np.isfinite(c).all(axis=1) & (c < r).all(axis=1)]
+    if inside.shape[0] == 0:
+        return 0.0
+    import moocore
+
+    return float(moocore.hypervolume(inside, ref=r))
+
+
+def knee_index_nd(costs: npt.ArrayLike, *, scaled: bool = False) -> int:
+    """The knee of the front of a cost matrix: the front point nearest the ideal point (all
+    zeros). Ties: the first.
+
+    Args:
+        costs: points x objectives, on the scales they are compared on (e.g. log10 sizes).
+        scaled: the columns are already on one unit scale (e.g. the hypervolume's box);
+            otherwise each column is scaled to [0, 1] over the front first.
+
+    Raises:
+        ValueError: no finite rows.
+    """
+    c = _as_costs(costs)
+    front = np.asarray(front_indices_nd(c), dtype=np.intp)
+    if front.size == 0:
+        raise ValueError("no finite points")
+    unit = c[front] if scaled else np.column_stack(
+        [_unit(c[front, j]) for j in range(c.shape[1])])
+    return int(front[np.argmin(np.linalg.norm(unit, axis=1))])
+
+
+def select_row(returns: Floats, limits: Mapping[str, tuple[Floats, float]], *,
+               min_return: float | None = None, fewest: Floats | None = None) -> int:
+    """Choose one of the given (front) points under upper limits and a return target.
+
+    Args:
+        returns: the return of each point (maximised).
+        limits: name -> (values, bound): keep points with ``values <= bound``.
+        min_return: keep points with ``returns >= min_return``.
+        fewest: with no limit given, the kept point with the fewest of these (e.g. the
+            nonzero parameters) is chosen; ties go to the higher return.
+
+    Returns:
+        With any limit: the kept point with the highest return (ties: fewest ``fewest``,
+        then the first). With only ``min_return``: the one with the fewest ``fewest``.
+
+    Raises:
+        ValueError: neither a limit nor ``min_return``, or no points.
+        NoPointError: no point qualifies; the message names the closest point.
+    """
+    r = np.asarray(returns, dtype=np.float64)
+    if not limits and min_return is None:
+        raise ValueError("give an upper limit, min_return or both; got neither")
+    if r.size == 0:
+        raise ValueError("no finite points")
+    size = np.zeros(r.size) if fewest is None else np.asarray(fewest, dtype=np.float64)
+    cols = {name: np.asarray(v, dtype=np.float64) for name, (v, _) in limits.items()}
+    ok = np.ones(r.size, dtype=bool)
+    for name, (_, bound) in limits.items():
+        ok &= cols[name] <= bound
     if min_return is not None:
-        ok &= fr >= min_return
+        ok &= r >= min_return
     if not ok.any():
-        raise NoPointError(_no_point_message(fp, fr, max_params, min_return))
-    chosen = np.flatnonzero(ok)
-    # Along the front params and returns both increase:
-    # last = highest return, first = fewest params.
-    return int(front[chosen[-1] if max_params is not None else chosen[0]])
+        bounds = {name: bound for name, (_, bound) in limits.items()}
+        shown = cols if fewest is None else {"params": size, **cols}
+        raise NoPointError(_no_point_nd(r, shown, bounds, min_return))
+    kept = np.flatnonzero(ok)
+    if limits:  # lexsort: last key primary -> return desc, then size asc, then order
+        return int(kept[np.lexsort((kept, size[kept], -r[kept]))[0]])
+    return int(kept[np.lexsort((kept, -r[kept], size[kept]))[0]])
+
+
+def _as_costs(costs: npt.ArrayLike) -> FloatArray:
+    c = np.asarray(costs, dtype=np.float64)
+    if c.ndim != 2:
+        raise ValueError(f"costs must be 2-D (points x objectives), got shape {c.shape}")
+    return c
 
 
 def _as_arrays(params: Floats, returns: Floats) -> tuple[FloatArray, FloatArray]:
@@ -238,11 +374,8 @@ def _x_axis(p: FloatArray, log_params: bool) -> FloatArray:
 
 
 def _area(x: FloatArray, y: FloatArray, ref_x: float, ref_y: float) -> float:
-    front = _front(x, y)
-    inside = front[(x[front] <= ref_x) & (y[front] >= ref_y)]
-    # Staircase: each front point owns the strip up to the next front point (or ref_x).
-    widths = np.diff(np.append(x[inside], ref_x))
-    return float(np.sum(widths * (y[inside] - ref_y)))
+    # the return is maximised: negate it into a cost
+    return hypervolume_nd(np.column_stack([x, -y]), [ref_x, -ref_y])
 
 
 def _unit(v: FloatArray) -> FloatArray:
@@ -256,19 +389,19 @@ def _unit(v: FloatArray) -> FloatArray:
 
 
 
-def _no_point_message(
-    fp: FloatArray, fr: FloatArray, max_params: float | None, min_return: float | None
-) -> str:
-    wanted, violation = [], np.zeros(fp.size)
-    if max_params is not None:
-        wanted.append(f"params <= {_fmt(max_params)}")
-        violation += np.maximum(fp - max_params, 0.0) / max(abs(max_params), 1.0)
+def _no_point_nd(r: FloatArray, cols: dict[str, FloatArray], bounds: dict[str, float],
+                 min_return: float | None) -> str:
+    wanted, violation = [], np.zeros(r.size)
+    for name, bound in bounds.items():
+        wanted.append(f"{name} <= {_fmt(bound)}")
+        violation += np.maximum(cols[name] - bound, 0.0) / max(abs(bound), 1.0)
     if min_return is not None:
         wanted.append(f"return >= {float(min_return)}")
-        violation += np.maximum(min_return - fr, 0.0) / max(abs(min_return), 1.0)
+        violation += np.maximum(min_return - r, 0.0) / max(abs(min_return), 1.0)
     # Closest = smallest relative violation summed over the constraints given.
     best = int(np.argmin(violation))
-    closest = f"params={_fmt(fp[best])}, return={float(fr[best])}"
+    shown = [f"{name}={_fmt(v[best])}" for name, v in cols.items()]
+    closest = ", ".join([*shown, f"return={float(r[best])}"])
     return f"no trial has {' and '.join(wanted)}; closest: {closest}"
 
 

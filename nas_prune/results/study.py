@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,11 +12,13 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES, RETURN_LIKE
 from nas_prune.results import pareto
+from nas_prune.results.costs import column_of, dominance_costs, normalized_costs
 from nas_prune.search.record import read as read_record
 
 __all__ = ["BASELINE_SUFFIX", "CORE_COLUMNS", "SWEEP_ATTR", "complete", "dense_points",
-           "front_of", "hypervolumes", "trial_row", "trials_frame"]
+           "front_of", "hypervolumes", "size_refs", "trial_row", "trials_frame"]
 
 SWEEP_ATTR = "sweep"  # study user attr: what the report needs without the sweep file
 BASELINE_SUFFIX = ".baseline"
@@ -63,23 +66,19 @@ def complete(df: pd.DataFrame) -> pd.DataFrame:
     return df[ok]
 
 
-def front_of(df: pd.DataFrame, ret_col: str = "return_mean") -> pd.DataFrame:
-    """The non-dominated rows (params_nonzero down, ``ret_col`` up), sorted by params."""
+def front_of(df: pd.DataFrame, ret_col: str = "return_mean", *,
+             objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+             columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """The non-dominated rows over ``objectives`` (fixed directions; the return read from
+    ``ret_col``, other objectives from ``columns`` or their own column), sorted by
+    params_nonzero. Latencies within 5% of each other count as equal
+    (``config.objectives.RELATIVE_TOLERANCE``), so noise cannot make a trade-off."""
     if df.empty:
         return df
-    idx = pareto.front_indices(df["params_nonzero"].astype(float).tolist(),
-                               df[ret_col].astype(float).tolist())
-    return df.iloc[idx]
-
-
-
-
-
-
-
-
-
-
+    cols = {**(columns or {}), "return_mean": ret_col}
+    costs, tol = dominance_costs(df, objectives, cols)
+    front = df.iloc[pareto.front_indices_nd(costs, tol)]
+    return front.sort_values("params_nonzero", kind="stable")
 
 
 def dense_points(df: pd.DataFrame) -> pd.DataFrame:
@@ -88,30 +87,63 @@ def dense_points(df: pd.DataFrame) -> pd.DataFrame:
     if done.empty or "params_dense" not in done:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
     g = done.groupby(["hidden", "seed"], as_index=False).first()
-    return pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
-                         g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
+    out = pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
+                        g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
+    if "dense_return_noise" in g:  # eval.noise_std > 0: the dense policy under noise
+        out["return_noise"] = g["dense_return_noise"]
+    return out
 
 
 def hypervolumes(front: pd.DataFrame, baseline: pd.DataFrame, info: dict[str, Any],
-                 ret_col: str) -> dict[str, float]:
-    """Normalised hypervolumes (log10 params) of the searched and baseline fronts, and ratio.
+                 ret_col: str, *, objectives: Sequence[str] = DEFAULT_OBJECTIVES
+                 ) -> dict[str, float]:
+    """Normalised hypervolumes of the searched and baseline fronts over the objectives,
+    and their ratio (n-D, exact: ``pareto.hypervolume_nd``).
 
-    Reference point: (dense parameters of the reference architecture, return floor); the
-    box's top is ``max_return``; the parameter axis is log10 from 1 parameter.
+    The box (``costs.normalized_costs``): returns between the return floor and
+    ``max_return``; every size on log10 from 1 unit up to its reference: the dense
+    parameters of the reference architecture (``ref_params``) and, for the other sizes,
+    ``info["ref_<name>"]`` (``size_refs``). With the default objectives this is the 2-D
+    normalised hypervolume with log10 params.
     """
-    ref_p, floor, top = info["ref_params"], info["return_floor"], info["max_return"]
+    box = {"ref_params": info["ref_params"], "return_floor": info["return_floor"],
+           "max_return": info["max_return"],
+           **{k: v for k, v in info.items() if k.startswith(("ref_", "low_"))}}
 
     def hv(d: pd.DataFrame, col: str) -> float:
         if d.empty:
             return 0.0
-        return pareto.normalized_hypervolume(
-            d["params_nonzero"].astype(float).tolist(), d[col].astype(float).tolist(),
-            ref_params=ref_p, ref_return=floor, max_return=top, log_params=True)
+        cols = {n: column_of(n, d) for n in objectives}
+        cols["return_mean"] = col
+        costs = normalized_costs(d, objectives, box, cols)
+        return pareto.hypervolume_nd(costs, np.ones(len(objectives)))
 
-    out = {"searched": hv(front, ret_col), "ref_params": float(ref_p),
-           "ref_return": float(floor), "max_return": float(top)}
+    out = {"searched": hv(front, ret_col), "ref_params": float(box["ref_params"]),
+           "ref_return": float(box["return_floor"]), "max_return": float(box["max_return"])}
+    out.update({f"{k}_{n}": float(box[f"{k}_{n}"]) for n in objectives for k in ("ref", "low")
+                if n not in RETURN_LIKE and n != "params_nonzero" and f"{k}_{n}" in box})
     if not baseline.empty:
         b_col = ret_col if ret_col in baseline else "return_mean"
         out["baseline"] = hv(baseline, b_col)
         out["ratio"] = out["searched"] / out["baseline"] if out["baseline"] > 0 else math.inf
+    return out
+
+
+def size_refs(frames: Sequence[pd.DataFrame], objectives: Sequence[str]) -> dict[str, float]:
+    """The box of each size objective besides params (macs_nonzero, bytes, latency_us):
+    ``ref_<name>``, the largest value among ``frames`` (the study's and the baseline's
+    complete trials, re-measured latencies included), and ``low_<name>``, the smallest.
+    Both fronts share one box; the worst measured point sits on its edge, as the dense
+    reference does for params. A latency cannot approach 1 µs, nor a file 1 byte, so the
+    axis starts at the best measured value rather than at 1 unit."""
+    out: dict[str, float] = {}
+    for name in objectives:
+        if name in RETURN_LIKE or name == "params_nonzero":
+            continue
+        values = [pd.to_numeric(f[c], errors="coerce") for f in frames
+                  for c in (name, column_of(name, f)) if c in f.columns]
+        top = max((float(v.max()) for v in values if v.notna().any()), default=math.nan)
+        low = min((float(v.min()) for v in values if v.notna().any()), default=math.nan)
+        ok = math.isfinite(top) and math.isfinite(low) and low > 0
+        out[f"ref_{name}"], out[f"low_{name}"] = (top, low) if ok else (2.0, 1.0)
     return out

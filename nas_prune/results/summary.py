@@ -9,8 +9,24 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from nas_prune.results.reeval import reevaluate, verify_checkpoints, with_reeval
+from nas_prune.config.objectives import direction, pairs
+from nas_prune.results.costs import objective_columns
+from nas_prune.results.reeval import (
+    LATENCY_RUNS,
+    reevaluate,
+    remeasure_latency,
+    verify_checkpoints,
+    with_latency,
+    with_reeval,
+)
 from nas_prune.results.report import ReportData
+from nas_prune.results.report.data import knee_row
+from nas_prune.results.report.insights import (
+    Insights,
+    budget_wins,
+    param_importances,
+    reuse_commands,
+)
 from nas_prune.results.study import (
     BASELINE_SUFFIX,
     SWEEP_ATTR,
@@ -18,9 +34,10 @@ from nas_prune.results.study import (
     dense_points,
     front_of,
     hypervolumes,
+    size_refs,
     trials_frame,
 )
-from nas_prune.search.storage import is_local, load_study, storage_file
+from nas_prune.search.storage import is_local, load_study, storage_file, study_objectives
 
 __all__ = ["Summary", "relocate", "report_dir", "summarize", "sweep_info"]
 
@@ -43,43 +60,88 @@ def sweep_info(study: optuna.Study) -> dict[str, Any]:
     return dict(info)
 
 
-def summarize(storage: str, study_name: str, *, reeval: bool = True) -> Summary:
-    """Read the study, re-evaluate the front (cached in the study), build ReportData."""
+def summarize(storage: str, study_name: str, *, reeval: bool = True,
+              insights: bool = True) -> Summary:
+    """Read the study, re-evaluate the front (cached in the study) and re-measure its
+    latency when latency is an objective, build ReportData (with the insights panels
+    unless ``insights`` is False)."""
     study = load_study(storage, study_name)
     info = sweep_info(study)
+    objectives = study_objectives(study)
     df = relocate(trials_frame(study), info, storage)
     done = complete(df)
     base_df = relocate(_baseline(storage, study_name), info, storage)
-    front, ret_col = front_of(done), "return_mean"
+    front, ret_col = front_of(done, objectives=objectives), "return_mean"
     verify_checkpoints(front)
     k, episodes = info["reeval_seeds"], info["reeval_episodes"]
+    bstudy = load_study(storage, study_name + BASELINE_SUFFIX) if not base_df.empty else None
     if reeval and k > 0 and not front.empty:
-        front = with_reeval(front, reevaluate(study, front, seeds=k, episodes=episodes))
-        front, ret_col = front_of(front, "reeval_mean"), "reeval_mean"
-        if not base_df.empty:
-            bstudy = load_study(storage, study_name + BASELINE_SUFFIX)
+        front, ret_col = with_reeval(front, reevaluate(study, front, seeds=k,
+                                                       episodes=episodes)), "reeval_mean"
+        if bstudy is not None:
             base_df = with_reeval(base_df, reevaluate(bstudy, base_df, seeds=k,
                                                       episodes=episodes))
+    if reeval and "latency_us" in objectives and not front.empty:
+        front = with_latency(front, remeasure_latency(study, front))
+        if bstudy is not None:
+            base_df = with_latency(base_df, remeasure_latency(bstudy, base_df))
+    front = front_of(front, ret_col, objectives=objectives,
+                     columns=objective_columns(objectives, front))
     dense = dense_points(df)
     if info.get("max_return") is None:
         tops = [*dense["return_mean"].tolist(), *front[ret_col].tolist(), 1.0]
         info["max_return"] = max(float(x) for x in tops)
-    hv = hypervolumes(front, front_of(base_df, ret_col) if not base_df.empty else base_df,
-                      info, ret_col)
+    info.update(size_refs([done, base_df], objectives))
+    base_front = base_df if base_df.empty else front_of(
+        base_df, ret_col if ret_col in base_df else "return_mean", objectives=objectives,
+        columns=objective_columns(objectives, base_df))
+    hv = hypervolumes(front, base_front, info, ret_col, objectives=objectives)
+    found = _insights(study, front, ret_col, info, storage, objectives, hv) if insights \
+        else None
+    data = ReportData(title=f"{study_name}: {info.get('agent')} on {info.get('env')}",
+                      trials=df, front=front, dense=dense, baseline=base_df,
+                      hypervolume=hv, notes=_notes(info, objectives, ret_col, k, episodes),
+                      objectives=objectives, insights=found)
+    return Summary(data, study, ret_col, report_dir(info, study_name, storage))
+
+
+def _notes(info: dict[str, Any], objectives: list[str], ret_col: str, k: int,
+           episodes: int) -> list[str]:
+    others = ", ".join(f"{direction(n)} {n}" for n in objectives[1:])
+    sizes = ", ".join(f"{n} from {info[f'low_{n}']:.4g} to {info[f'ref_{n}']:.4g} (the "
+                      f"measured range)" for n in objectives if f"ref_{n}" in info)
     notes = [
-        f"Objectives: maximise return ({ret_col}), minimise nonzero parameters of the "
-        f"deployed policy.",
-        f"Hypervolume: normalised, params on log10 scale; reference point = (dense params of "
+        f"Objectives: maximize return ({ret_col}), {others} (of the deployed policy).",
+        f"Hypervolume: normalised, sizes on log10 scale; reference point = (dense params of "
         f"the reference architecture = {info['ref_params']}, return floor = "
-        f"{info['return_floor']}); box top = max return {info['max_return']:.1f}.",
+        f"{info['return_floor']}{'; ' + sizes if sizes else ''}); box top = max return "
+        f"{info['max_return']:.1f}.",
     ]
     if ret_col == "reeval_mean":
         notes.append(f"Front re-evaluated on {k} fresh seeds x {episodes} episodes; "
                      f"95% intervals are percentile-bootstrap intervals of the IQM.")
-    data = ReportData(title=f"{study_name}: {info.get('agent')} on {info.get('env')}",
-                      trials=df, front=front, dense=dense, baseline=base_df,
-                      hypervolume=hv, notes=notes)
-    return Summary(data, study, ret_col, report_dir(info, study_name, storage))
+    if "latency_us" in objectives:
+        notes.append(f"Latency (batch 1, one thread): front points re-measured "
+                     f"{LATENCY_RUNS} x 200 forwards on this machine; the front is chosen "
+                     f"on the re-measured medians.")
+    if info.get("noise_std"):
+        notes.append(f"return_noise: the same evaluation episodes with Gaussian observation "
+                     f"noise of {info['noise_std']} x the per-dimension std of 1,024 states "
+                     f"the dense policy visits.")
+    return notes
+
+
+def _insights(study: optuna.Study, front: pd.DataFrame, ret_col: str, info: dict[str, Any],
+              storage: str, objectives: list[str], hv: dict[str, float]) -> Insights:
+    return Insights(wins=budget_wins(front, info["ref_params"]), return_col=ret_col,
+                    importances=param_importances(study, pairs(objectives)),
+                    reuse=reuse_commands(knee_row(front, objectives, hv), storage=storage,
+                                         study=study.study_name, dense_cache=_dense_cache(info)))
+
+
+def _dense_cache(info: dict[str, Any]) -> str | None:
+    # Sweep.dense_cache of the recorded out folder (absent in studies of nas_prune 0.1.0)
+    return str(Path(info["out"]) / "dense") if info.get("out") else None
 
 
 def report_dir(info: dict[str, Any], study_name: str, storage: str) -> Path:

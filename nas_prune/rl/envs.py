@@ -13,7 +13,7 @@ import numpy as np
 from gymnasium.vector import SyncVectorEnv, VectorEnv, VectorWrapper
 from gymnasium.wrappers import TimeLimit
 
-__all__ = ["PLUGINS", "act_dim", "check_env_id", "check_spaces", "count_env_steps",
+__all__ = ["PLUGINS", "PREPROCESS", "act_dim", "check_env_id", "check_spaces", "count_env_steps",
            "env_steps_taken", "episode_seeds", "flat_observations", "make_env", "make_vec_env",
            "obs_dim", "observation_shape"]
 
@@ -50,6 +50,29 @@ PLUGINS: dict[str, tuple[str, str | None, str]] = {
     "MinAtar": ("minatar.gym", "register_envs", "games"),
     "ALE": ("ale_py", None, "games"),  # ale_py registers its ids on import
 }
+
+
+def _atari(gym_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -> gym.Env:
+    """An ALE game with the standard DQN preprocessing (Mnih et al. 2015, Machado et al.
+    2018): up to 30 no-op starts, 4 frames skipped with max-pooling, 84 x 84 grayscale,
+    4 frames stacked (channels first). Rewards are not clipped: returns stay the game's
+    score. ``env.kwargs`` go to the ALE env (``repeat_action_probability``, ...)."""
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    env = gym.make(gym_id, max_episode_steps=max_episode_steps, **{"frameskip": 1, **kwargs})
+    try:
+        env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84,
+                                 grayscale_obs=True)
+    except gym.error.DependencyNotInstalled:
+        env.close()
+        raise ValueError(f"env.id: {gym_id} needs opencv; install it with pip install -e "
+                         f"'.[games]'") from None
+    return FrameStackObservation(env, 4)
+
+
+# How an id of these namespaces is made, when not plainly: Atari's preprocessing.
+PREPROCESS: dict[str, Callable[[str, dict[str, Any], int | None], gym.Env]] = {
+    "ALE": _atari}
 
 
 def _entry_class(module_name: str, cls_name: str) -> Callable[..., gym.Env]:
@@ -139,7 +162,9 @@ def _make_raw(env_id: str, kwargs: dict[str, Any] | None,
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         target = _resolve(env_id)
-        if isinstance(target, str):
+        if isinstance(target, str) and target.split("/", 1)[0] in PREPROCESS:
+            env = PREPROCESS[target.split("/", 1)[0]](target, kwargs, max_episode_steps)
+        elif isinstance(target, str):
             env = gym.make(target, max_episode_steps=max_episode_steps, **kwargs)
         else:
             env = target(**kwargs)
@@ -158,7 +183,9 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         target = _resolve(env_id)
-        if isinstance(target, str) and gym.spec(target).vector_entry_point is not None:
+        native = (isinstance(target, str) and gym.spec(target).vector_entry_point is not None
+                  and target.split("/", 1)[0] not in PREPROCESS)
+        if native:
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
             vec = gym.make_vec(target, num_envs=num_envs,

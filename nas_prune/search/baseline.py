@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from nas_prune.config.space import Choice, Range, hidden_choices
+from nas_prune.config.space import Choice, Range
 from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig, with_picks
 from nas_prune.results.study import BASELINE_SUFFIX
@@ -21,16 +21,15 @@ __all__ = ["baseline_configs", "baseline_study", "run_baseline"]
 def baseline_study(sweep: Sweep) -> optuna.Study:
     """Create or open the baseline's study (same storage, name + '.baseline')."""
     return create_study(sweep.storage, sweep.study + BASELINE_SUFFIX,
-                        optuna.samplers.RandomSampler(seed=0))
+                        optuna.samplers.RandomSampler(seed=0), sweep.objectives)
 
 
 def baseline_configs(sweep: Sweep) -> list[TrialConfig]:
     """One TrialConfig per baseline sparsity."""
     b, space = sweep.config.baseline, sweep.space
-    hidden = sweep.config.reference_hidden or max(hidden_choices(space), key=sum)
     steps = b.finetune_steps if b.finetune_steps is not None else _largest(space.finetune_steps)
-    template = sweep.template(0)
-    return [with_picks(template, hidden=hidden, pruning={
+    reference = sweep.reference()
+    return [with_picks(reference, hidden=list(reference.agent.hidden or []), pruning={
         "method": b.method, "schedule": b.schedule, "sparsity": s,
         "finetune": {"mode": b.finetune_mode, "steps": steps}}) for s in b.sparsities]
 
@@ -69,7 +68,7 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
         m = result.metrics
         record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
                             out_dir=str(out.resolve()), metrics=m,
-                            values=record.objective_values(m), **where)
+                            values=record.objective_values(m, sweep.objectives), **where)
         log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
             f"return={m.return_mean:.1f} ({m.wall_s:.1f}s)")
     return study

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
-from nas_prune.search.storage import DIRECTIONS, storage_lock
+from nas_prune.search.storage import directions, storage_lock
 
 __all__ = ["GENERATION_ATTR", "POLL_S", "RETRY_OF", "ask_in_generation", "generation_of",
            "population_size", "sample_generation"]
@@ -89,7 +89,7 @@ def sample_generation(sweep: Sweep, history: list[FrozenTrial], generation: int,
         One Optuna params dict per trial, in the order they are to be numbered.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    memory = optuna.create_study(directions=DIRECTIONS, sampler=_sampler(
+    memory = optuna.create_study(directions=directions(sweep.objectives), sampler=_sampler(
         sweep.config.sampler, sweep.config.sampler_seed, generation, population))
     for t in sorted(history, key=lambda t: t.number):
         g = generation_of(t)

@@ -9,13 +9,15 @@ already; its Ray recorder and baseline wrote one attribute per metric, which ``r
 flattens the same way."""
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from nas_prune.config.sweep import OBJECTIVES
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.config.trial import TrialConfig
 from nas_prune.trial.metrics import TrialMetrics
 
@@ -26,9 +28,12 @@ METRICS_ATTR = "metrics"
 FAIL_REASON = "fail_reason"
 
 
-def objective_values(metrics: TrialMetrics) -> list[float]:
-    """The study's objectives (``OBJECTIVES``, in order) from a trial's metrics."""
-    return [float(getattr(metrics, name)) for name, _ in OBJECTIVES]
+def objective_values(metrics: TrialMetrics,
+                     objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> list[float]:
+    """The study's objectives (``Sweep.objectives``, in order) from a trial's metrics; an
+    objective the trial did not measure is NaN (the backend records such a trial FAIL)."""
+    values = (getattr(metrics, name) for name in objectives)
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def record_attrs(config: TrialConfig | None, out_dir: str | None,

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
@@ -14,14 +15,11 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from nas_prune.config.sweep import OBJECTIVES
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES, DIRECTIONS, direction
 
-__all__ = ["DIRECTIONS", "RDB_SCHEMES", "count_states", "create_study", "find_study", "is_local",
-           "load_study", "lock_path", "n_finished", "open_storage", "repair_journal",
-           "storage_file", "storage_lock"]
-
-DIRECTIONS: list[Literal["maximize", "minimize"]] = [
-    "maximize" if d == "maximize" else "minimize" for _, d in OBJECTIVES]
+__all__ = ["RDB_SCHEMES", "count_states", "create_study", "directions", "find_study",
+           "is_local", "load_study", "lock_path", "n_finished", "open_storage",
+           "repair_journal", "storage_file", "storage_lock", "study_objectives"]
 RDB_SCHEMES = ("sqlite://", "postgresql", "mysql")
 
 
@@ -107,10 +105,32 @@ def load_study(storage: str, name: str) -> optuna.Study:
                          f"studies there: {', '.join(names) or 'none'}") from None
 
 
-def create_study(storage: str, name: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """Create the study, or load it to resume (same name, same storage)."""
-    return optuna.create_study(study_name=name, storage=open_storage(storage), sampler=sampler,
-                               directions=DIRECTIONS, load_if_exists=True)
+def directions(objectives: Sequence[str]) -> list[Literal["maximize", "minimize"]]:
+    """Optuna's directions for a sweep's objectives (config.objectives' table)."""
+    return [direction(name) for name in objectives]
+
+
+def create_study(storage: str, name: str, sampler: optuna.samplers.BaseSampler,
+                 objectives: Sequence[str] = DEFAULT_OBJECTIVES) -> optuna.Study:
+    """Create the study, or load it to resume (same name, same storage). The objectives
+    are the study's metric names, so a report from the storage alone knows them."""
+    study = optuna.create_study(study_name=name, storage=open_storage(storage),
+                                sampler=sampler, directions=directions(objectives),
+                                load_if_exists=True)
+    if study.metric_names is None:
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged since
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(objectives))
+    return study
+
+
+def study_objectives(study: optuna.Study) -> list[str]:
+    """The objectives a study was created with: its metric names, or the defaults for a
+    study that recorded none (nas_prune 0.1.0)."""
+    names = study.metric_names
+    if names and all(n in DIRECTIONS for n in names):
+        return list(names)
+    return list(DEFAULT_OBJECTIVES)
 
 
 def count_states(study: optuna.Study) -> dict[str, int]:

@@ -36,7 +36,7 @@ def claim_study(sweep: Sweep, trials: int, *, owner: bool = True) -> optuna.Stud
         check_fingerprint(existing, sweep)
     prepare(sweep)
     study = existing or create_study(sweep.storage, sweep.study,
-                                     optuna.samplers.RandomSampler())
+                                     optuna.samplers.RandomSampler(), sweep.objectives)
     record_fingerprint(study, sweep)
     if POPULATION_ATTR not in study.user_attrs:
         study.set_user_attr(POPULATION_ATTR, population_size(trials))
@@ -59,6 +59,7 @@ def record_info(study: optuna.Study, sweep: Sweep, *, overwrite: bool = True) ->
     info = {"name": c.name, "env": c.env.id, "agent": c.agent.name, "ref_params": ref,
             "return_floor": c.return_floor, "max_return": c.max_return,
             "reeval_seeds": c.reeval.seeds, "reeval_episodes": c.reeval.episodes,
+            "objectives": sweep.objectives, "noise_std": c.eval.noise_std,
             "out": str(sweep.out.resolve()), "study_dir": str(sweep.study_dir.resolve())}
     current = study.user_attrs.get(SWEEP_ATTR)
     if current != info and (overwrite or current is None):

@@ -7,8 +7,10 @@ several objectives). Two checks, each recorded with the trial's partial metrics:
   hypervolume box), this trial is dominated whatever it scores, and stops before the rest
   of its fine-tuning and evaluation. Free and certain.
 - rungs: at fractions of the fine-tuning budget a trial reports (params_nonzero, return on
-  a few selection episodes); a point dominated by enough finished trials' points at the
-  same rung stops.
+  a few selection episodes, then any other count objective of the sweep: macs_nonzero); a
+  point dominated by enough finished trials' points at the same rung stops. Objectives a
+  rung cannot measure cheaply (bytes, latency_us, return_noise) are left out of the
+  comparison: rungs are a heuristic either way.
 """
 from __future__ import annotations
 
@@ -16,14 +18,15 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from nas_prune.pruning.counting import count
-from nas_prune.results.pareto import dominates
+from nas_prune.results.pareto import dominates_nd
 from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.trial.finetune import selection_eval
 
-__all__ = ["Decide", "EarlyStop", "RungMonitor", "RungPoint", "SIZE_CHECK", "SizeDecide",
-           "dominated_count"]
+__all__ = ["Decide", "EarlyStop", "RUNG_COUNTS", "RungMonitor", "RungPoint", "SIZE_CHECK",
+           "SizeDecide", "dominated_count"]
 
-RungPoint = tuple[float, float]  # (params_nonzero, return)
+RungPoint = tuple[float, ...]  # (params_nonzero, return, *counts named by RungMonitor.extra)
+RUNG_COUNTS = ("macs_nonzero",)  # objectives besides params a rung measures (minimised)
 Decide = Callable[[int, RungPoint], bool]  # True: stop the trial here
 SizeDecide = Callable[[float], bool]  # params_nonzero at final size -> True: stop
 SIZE_CHECK = -1  # EarlyStop.rung of the size check
@@ -42,8 +45,13 @@ class EarlyStop(Exception):
 
 
 def dominated_count(point: RungPoint, others: Sequence[RungPoint]) -> int:
-    """How many of ``others`` dominate ``point`` (fewer params and higher return)."""
-    return sum(dominates(o, point) for o in others)
+    """How many of ``others`` dominate ``point``: params and further counts minimised, the
+    return (position 1) maximised."""
+    def cost(p: RungPoint) -> list[float]:
+        return [p[0], -p[1], *p[2:]]
+
+    mine = cost(point)
+    return sum(dominates_nd(cost(o), mine) for o in others if len(o) == len(point))
 
 
 @dataclass
@@ -58,6 +66,7 @@ class RungMonitor:
     episodes: int = 10
     seed: int = 0
     then: Progress | None = None
+    extra: Sequence[str] = ()  # RUNG_COUNTS objectives appended to each point
     points: list[RungPoint] = field(default_factory=list)
     eval_steps: int = 0  # env steps spent on rung evaluations
 
@@ -75,7 +84,9 @@ class RungMonitor:
         net = self.agent.policy
         res = selection_eval(net, self.agent, self.episodes, self.seed)
         self.eval_steps += res.env_steps
-        point = (float(count(net).params_nonzero), res.mean)
+        counts = count(net)
+        point = (float(counts.params_nonzero), res.mean,
+                 *(float(getattr(counts, name)) for name in self.extra))
         self.points.append(point)
         if self.decide(i, point):
             raise EarlyStop(i, point)

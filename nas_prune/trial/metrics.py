@@ -48,14 +48,29 @@ class TrialMetrics(BaseModel):
     q_mean: float | None = None  # Q-value heads only
     eval_env_steps: int | None = None
     weights_hash: str | None = None
+    # the deployed file and its speed (trial.deployed); latency is a measurement, not a
+    # function of the seed: same-seed comparisons leave latency_* out
+    bytes: int | None = None
+    bytes_format: str | None = None  # "fp32_safetensors" or "int8_onnx"
+    latency_us: float | None = None  # median of timed batch-1 forwards, one thread
+    latency_iqr_us: float | None = None
+    latency_method: str | None = None  # "onnxruntime" or "torch"
+    # robustness (eval.noise_std > 0): Gaussian observation noise (trial.noise)
+    return_noise: float | None = None
+    return_noise_std: float | None = None
+    dense_return_noise: float | None = None
     layer_sparsity: list[float] | None = None
     iterative_log: list[dict[str, Any]] | None = None
     rung_points: list[list[float]] | None = None
     rung_env_steps: int | None = None
     params_training_only: int | None = None
     finetune_env_steps: int | None = None
+    # during / sparse: env steps of the training from scratch (post-training: 0; its dense
+    # training is dense_env_steps when this trial paid it)
+    train_env_steps: int | None = None
     trial_env_steps: int | None = None
     env_steps: int | None = None
+    gradient_steps: int | None = None  # optimizer steps this trial paid (as env_steps)
     wall_s: float | None = None
     policy_sha256: str | None = None  # of policy.safetensors, when the trial was saved
     # a trial stopped early (PRUNED): where, and its return there

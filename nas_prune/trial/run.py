@@ -1,5 +1,6 @@
 """run_trial(TrialConfig) -> TrialResult: train (or load) dense -> prune per schedule with
-fine-tuning -> evaluate. Imports neither Optuna nor Ray."""
+fine-tuning -> evaluate; or, for ``during`` / ``sparse``, train from scratch while pruning
+-> evaluate. Imports neither Optuna nor Ray."""
 from __future__ import annotations
 
 import copy
@@ -12,22 +13,27 @@ from typing import Any, Callable
 import torch
 
 from nas_prune.config.base import dump_yaml
-from nas_prune.config.trial import TrialConfig, layer_sparsity
-from nas_prune.pruning import PruneContext, methods
+from nas_prune.config.trial import TRAINING_SCHEDULES, TrialConfig, layer_sparsity
+from nas_prune.pruning import PruneContext, PruningMethod, methods
 from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
+from nas_prune.pruning.sparse_training import distribute
 from nas_prune.pruning.surgery import shrink
+from nas_prune.pruning.training_schedule import TrainingRun, train_pruned
 from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.rl.envs import env_steps_taken
 from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
+from nas_prune.rl.optim.flatnet import gradient_steps_taken
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
+from nas_prune.trial.deployed import deploy_metrics
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
 from nas_prune.trial.metrics import TrialMetrics
+from nas_prune.trial.noise import noisy_evaluate, observation_scale
 
 __all__ = ["Rungs", "TrialResult", "TrialStopped", "run_trial", "write_trial"]
 
@@ -50,27 +56,59 @@ def run_trial(cfg: TrialConfig, *, cache_dir: Path | None = None, out: Path | No
 
     Args:
         cfg: the trial; its seed determines the result.
-        cache_dir: where dense agents are cached (None: always train).
+        cache_dir: where dense agents are cached (None: always train). ``during`` and
+            ``sparse`` trials train from scratch and use no dense agent.
         out: if given, write metrics.json, the policy (safetensors + JSON) and config.yaml.
-        progress: called with the fine-tuning agent's env-step count along the way.
+        progress: called with the fine-tuning (or training) agent's env-step count.
         rungs: early stopping: (fractions of the fine-tune budget, decide). A stop raises
-            ``TrialStopped`` carrying the partial metrics.
+            ``TrialStopped`` carrying the partial metrics. ``during`` / ``sparse`` trials
+            use only the size check.
 
     Returns:
         The TrialResult; ``metrics`` holds the figures the report reads.
     """
     torch.set_num_threads(cfg.threads)
-    start = time.perf_counter()
+    clock = _Clock(time.perf_counter(), gradient_steps_taken())
+    if cfg.pruning.schedule in TRAINING_SCHEDULES:
+        agent = build_agent(cfg, cfg.seed)  # the dense agent's seed: sparsity 0 is dense
+        try:
+            return _run_from_scratch(cfg, agent, clock, out=out, progress=progress,
+                                     rungs=rungs)
+        finally:
+            agent.close()
     dense = obtain_dense(cfg, cache_dir)
     agent = build_agent(cfg, cfg.seed + 1)
     try:
-        return _run(cfg, agent, dense, start=start, out=out, progress=progress, rungs=rungs,
+        return _run(cfg, agent, dense, clock, out=out, progress=progress, rungs=rungs,
                     cache_dir=cache_dir)
     finally:
         agent.close()
 
 
-def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Path | None,
+@dataclass(frozen=True)
+class _Clock:
+    """Where a trial's wall time and optimizer steps started counting."""
+
+    start: float
+    gradient_steps: int
+
+    def paid(self) -> dict[str, Any]:
+        return {"gradient_steps": gradient_steps_taken() - self.gradient_steps,
+                "wall_s": time.perf_counter() - self.start}
+
+
+def _method(cfg: TrialConfig, net: PrunableNet) -> tuple[PruningMethod, list[float]]:
+    """The configured method and its per-layer plan for ``net`` (checked)."""
+    method_cls = methods.get(cfg.pruning.method)
+    method = method_cls(method_cls.Params(**cfg.pruning.method_params))
+    plan = layer_sparsity(cfg)
+    if cfg.pruning.distribution != "uniform":
+        plan = distribute(net, plan[0], cfg.pruning.distribution)
+    check_plan(net, plan, method_cls)
+    return method, plan
+
+
+def _run(cfg: TrialConfig, agent: Agent, dense: Dense, clock: _Clock, *, out: Path | None,
          progress: Progress | None, rungs: Rungs | None, cache_dir: Path | None) -> TrialResult:
     try:
         agent.load_state_tensors(dense.tensors)
@@ -83,49 +121,92 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, *, start: float, out: Pat
     dense_eval = dense_evaluation(cfg, teacher, agent.head, seed=eval_seed, cache_dir=cache_dir)
     # what this trial steps beyond the shared (cached) dense agent and its evaluation
     steps_at_start = env_steps_taken()
-    method_cls = methods.get(cfg.pruning.method)
-    method = method_cls(method_cls.Params(**cfg.pruning.method_params))
-    plan = layer_sparsity(cfg)
-    check_plan(agent.policy, plan, method_cls)
+    method, plan = _method(cfg, agent.policy)
     monitor = _monitor(cfg, agent, rungs, progress)
+    states = _visited_states(teacher, agent, cfg.seed)
     run = ScheduleRun(
         method=method, plan=plan, cfg=cfg.pruning, teacher=teacher,
-        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed),
-                         states=_visited_states(teacher, agent, cfg.seed)),
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
         at_final_size=_size_check(rungs))
-    params_dense = count(teacher).params  # the teacher is the dense policy
-    base: dict[str, Any] = {
-        "env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
-        "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
-        "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
-        "params_dense": params_dense, "dense_return_mean": dense_eval.mean,
-        "dense_return_std": dense_eval.std, "dense_return_iqm": dense_eval.iqm,
-        "dense_cached": dense.cached, "dense_env_steps": dense.env_steps,
-        "seed": cfg.seed, "eval_seed": eval_seed, "dense_wall_s": dense.wall_s}
+    base = _base(cfg, plan, count(teacher).params, eval_seed) | {  # teacher: the dense policy
+        "dense_return_mean": dense_eval.mean, "dense_return_std": dense_eval.std,
+        "dense_return_iqm": dense_eval.iqm, "dense_cached": dense.cached,
+        "dense_env_steps": dense.env_steps, "dense_wall_s": dense.wall_s}
     try:
         run_schedule(agent, run)
     except EarlyStop as stop:
-        partial = _partial(stop, agent, dense.env_steps, start)
+        partial = _partial(stop, agent, dense.env_steps, clock)
         partial["rung_env_steps"] = monitor.eval_steps if monitor else 0
         partial["trial_env_steps"] = env_steps_taken() - steps_at_start
         raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
+    return _finish(cfg, agent, method, base, clock, out=out, teacher=teacher, states=states,
+                   steps={
+        "iterative_log": run.log, "rung_points": monitor.points if monitor else [],
+        "rung_env_steps": monitor.eval_steps if monitor else 0,
+        "finetune_env_steps": agent.env_steps, "train_env_steps": 0,
+        "trial_env_steps": env_steps_taken() - steps_at_start,
+        "env_steps": dense.env_steps + agent.env_steps})
+
+
+def _base(cfg: TrialConfig, plan: list[float], params_dense: int,
+          eval_seed: int) -> dict[str, Any]:
+    return {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
+            "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
+            "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
+            "params_dense": params_dense, "seed": cfg.seed, "eval_seed": eval_seed}
+
+
+def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Path | None,
+                      progress: Progress | None, rungs: Rungs | None) -> TrialResult:
+    # No dense agent: its figures are NaN (a report's dense references come from
+    # post-training trials) and the trial pays its whole training in env_steps.
+    steps_at_start = env_steps_taken()
+    method, plan = _method(cfg, agent.policy)
+    # no dense policy: the initial one's visited states (data-driven scores, noise scale)
+    states = _visited_states(agent.policy, agent, cfg.seed)
+    run = TrainingRun(
+        method=method, plan=plan, cfg=cfg.pruning,
+        ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
+        snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, train_steps=cfg.agent.train_steps,
+        progress=progress, at_final_size=_size_check(rungs))
+    nan = float("nan")
+    base = _base(cfg, plan, count(agent.policy).params,
+                 cfg.eval.seed if cfg.eval.seed is not None else cfg.seed) | {
+        "dense_return_mean": nan, "dense_return_std": nan, "dense_return_iqm": nan,
+        "dense_cached": False, "dense_env_steps": 0, "dense_wall_s": 0.0}
+    try:
+        trained = train_pruned(agent, run)
+    except EarlyStop as stop:
+        partial = _partial(stop, agent, 0, clock)
+        partial["trial_env_steps"] = env_steps_taken() - steps_at_start
+        raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
+    return _finish(cfg, agent, method, base, clock, out=out, teacher=None, states=states,
+                   steps={
+        "iterative_log": [], "rung_points": [], "rung_env_steps": 0,
+        "finetune_env_steps": agent.env_steps - trained, "train_env_steps": trained,
+        "trial_env_steps": env_steps_taken() - steps_at_start, "env_steps": agent.env_steps})
+
+
+def _finish(cfg: TrialConfig, agent: Agent, method: PruningMethod, base: dict[str, Any],
+            clock: _Clock, *, out: Path | None, steps: dict[str, Any],
+            teacher: PrunableNet | None, states: torch.Tensor) -> TrialResult:
+    """Shrink, evaluate (with observation noise when asked), measure the deployed policy,
+    write it. ``teacher``: the dense policy (None for a trial trained from scratch);
+    ``states``: visited states (noise scale, int8 calibration)."""
+    # structured methods remove their units physically here, at the end of any schedule
     achieved = achieved_sparsity(agent.policy, method.structured)
     policy = shrink(agent.policy) if method.structured else agent.policy
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
-                     seed=eval_seed)
+                     seed=base["eval_seed"])
+    measured = {**_noise_metrics(cfg, policy, teacher, agent.head, states, base["eval_seed"]),
+                **deploy_metrics(policy, cfg.eval, states)}
     metrics = TrialMetrics(**{
-               **base, **_final_metrics(policy, final, params_dense),
-               "layer_sparsity": achieved, "iterative_log": run.log,
-               "rung_points": monitor.points if monitor else [],
-               "rung_env_steps": monitor.eval_steps if monitor else 0,
-               "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
-               - count(agent.policy).params,
-               "finetune_env_steps": agent.env_steps,
-               "trial_env_steps": env_steps_taken() - steps_at_start,
-               "env_steps": dense.env_steps + agent.env_steps,
-               "wall_s": time.perf_counter() - start})
+        **base, **_final_metrics(policy, final, base["params_dense"]), **measured,
+        "layer_sparsity": achieved, **steps,
+        "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
+        - count(agent.policy).params, **clock.paid()})
     if out is not None:
         metrics = write_trial(out, cfg, policy, agent.head, metrics)
     return TrialResult(cfg, metrics, policy, agent.head)
@@ -140,6 +221,7 @@ class Rungs:
     decide: Decide
     episodes: int = 10
     at_size: SizeDecide | None = None
+    extra: tuple[str, ...] = ()  # further counts in each rung point (early_stop.RUNG_COUNTS)
 
 
 def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
@@ -167,13 +249,14 @@ def _monitor(cfg: TrialConfig, agent: Agent, rungs: Rungs | None,
     if rungs is None:
         return None
     return RungMonitor(agent, cfg.pruning.finetune.steps, rungs.fractions, rungs.decide,
-                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress)
+                       episodes=rungs.episodes, seed=cfg.seed + 3, then=progress,
+                       extra=rungs.extra)
 
 
-def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, start: float) -> dict[str, Any]:
+def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, clock: _Clock) -> dict[str, Any]:
     part: dict[str, Any] = {"stopped_at_rung": stop.rung, "params_nonzero": int(stop.point[0]),
             "finetune_env_steps": agent.env_steps, "env_steps": dense_steps + agent.env_steps,
-            "wall_s": time.perf_counter() - start}
+            **clock.paid()}
     if stop.rung == SIZE_CHECK:
         part["stopped_at"] = "final size (certainly dominated)"
     else:
@@ -189,6 +272,21 @@ def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str,
             "return_std": final.std, "return_iqm": final.iqm, "returns": final.returns,
             "episodes": len(final.returns), "q_mean": final.q_mean,
             "eval_env_steps": final.env_steps, "weights_hash": weights_hash(policy)}
+
+
+def _noise_metrics(cfg: TrialConfig, policy: PrunableNet, teacher: PrunableNet | None,
+                   head: Head,
+                   states: torch.Tensor, eval_seed: int) -> dict[str, Any]:
+    """return_noise (and the dense policy's, for the report) on the final evaluation's
+    episodes with observation noise; nothing when ``eval.noise_std`` is 0."""
+    if cfg.eval.noise_std <= 0:
+        return {}
+    scale = observation_scale(states)
+    runs = [noisy_evaluate(net, head, env_spec(cfg), episodes=cfg.eval.episodes,
+                           seed=eval_seed, noise_std=cfg.eval.noise_std, scale=scale)
+            for net in (policy, teacher) if net is not None]
+    dense = {} if teacher is None else {"dense_return_noise": runs[1].mean}
+    return {"return_noise": runs[0].mean, "return_noise_std": runs[0].std, **dense}
 
 
 def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:

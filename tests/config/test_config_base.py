@@ -168,4 +168,5 @@ def test_dump_yaml_round_trips_a_trial_config(tmp_path: Path) -> None:
     # every default is written out, in field order
     data = yaml.safe_load(text)
     assert list(data) == list(TrialConfig.model_fields)
-    assert data["eval"] == {"episodes": 5, "seed": None}
+    assert data["eval"] == {"episodes": 5, "seed": None, "noise_std": 0.0, "latency": False,
+                            "deploy_int8": False}

@@ -266,3 +266,87 @@ def test_float_range_for_an_integer_dimension_is_refused_at_load(dim: str) -> No
 def test_space_is_frozen() -> None:
     with pytest.raises(ValidationError):
         SearchSpace().hidden = "8"  # type: ignore[misc]
+
+
+# --- spaces mixing post-training and training schedules ------------------------------------
+
+MIXED = {"method": {"choices": ["magnitude", "importance"]},
+         "sparse_method": {"choices": ["random", "set", "rigl"]},
+         "distribution": {"choices": ["uniform", "erk"]},
+         "schedule": {"choices": ["gradual", "during", "sparse"]},
+         "hidden": "16,16", "pruning_steps": {"choices": [3, 5]},
+         "finetune_mode": {"choices": ["rl", "distill"]},
+         "sparsity": {"log_density": False},
+         "method_params": {"update_every": {"choices": [50, 100]}}}
+
+
+@pytest.mark.parametrize(("picks", "asked"), [
+    ({"schedule": "gradual", "method": "magnitude", "pruning_steps": 3,
+      "finetune_mode": "distill", "sparsity_0": 0.5, "sparsity_1": 0.5, "sparsity_2": 0.5},
+     {"schedule", "method", "pruning_steps", "finetune_mode", "sparsity_0", "sparsity_1",
+      "sparsity_2"}),
+    ({"schedule": "during", "method": "importance", "pruning_steps": 5, "sparsity_0": 0.5,
+      "sparsity_1": 0.5},
+     {"schedule", "method", "pruning_steps", "sparsity_0", "sparsity_1"}),
+    ({"schedule": "sparse", "sparse_method": "rigl", "distribution": "erk", "sparsity": 0.9,
+      "rigl.update_every": 50},
+     {"schedule", "sparse_method", "distribution", "sparsity", "rigl.update_every"}),
+    ({"schedule": "sparse", "sparse_method": "random", "distribution": "uniform",
+      "sparsity_0": 0.9, "sparsity_1": 0.9, "sparsity_2": 0.9},
+     {"schedule", "sparse_method", "distribution", "sparsity_0", "sparsity_1", "sparsity_2"}),
+])
+def test_mixed_space_asks_only_the_dimensions_that_apply(picks: dict[str, Any],
+                                                          asked: set[str]) -> None:
+    cfg, names = _suggest(_space(**MIXED), picks)
+    assert names == asked
+    assert cfg.pruning.schedule == picks["schedule"]
+    assert cfg.pruning.method == picks.get("method", picks.get("sparse_method"))
+    if picks["schedule"] != "gradual":
+        assert cfg.pruning.finetune.mode == "rl"
+    assert cfg.pruning.distribution == picks.get("distribution", "uniform")
+
+
+def test_unknown_sparse_method_is_refused() -> None:
+    with pytest.raises(ConfigError, match="sparse_method: unknown pruning method 'sett'"):
+        _space(sparse_method="sett")
+
+
+# --- a CNN's conv channels are searched as widths are --------------------------------------
+
+CNN_BASE = TrialConfig.model_validate({
+    "env": {"id": "tests.rl.toy_envs:BoolImageEnv"},  # (4, 4, 2) frames: a CNN
+    "agent": {"name": "dqn", "channels": [3], "kernels": [2], "hidden": [8]}, "seed": 1})
+
+
+@pytest.mark.parametrize(("picked", "method", "n_layers"), [
+    ("4,4", "importance", 3),  # structured: two conv layers + one hidden layer
+    ("6", "importance", 2),
+    ("4,4", "magnitude", 4),  # unstructured: every layer, the head included
+])
+def test_channels_are_picked_and_count_in_the_plan(picked: str, method: str,
+                                                    n_layers: int) -> None:
+    space = _space(channels={"choices": ["6", "4,4"]}, hidden="8", method=method)
+    params = {"channels": picked, **{f"sparsity_{i}_density": 0.5 for i in range(n_layers)}}
+    cfg = suggest(FixedTrial(params), space, CNN_BASE)
+    assert cfg.agent.channels == parse_hidden(picked)
+    assert len(layer_sparsity(cfg)) == n_layers
+    # the template's kernel fits one conv layer; another depth falls back to the defaults
+    assert cfg.agent.kernels == ([2] if picked == "6" else [3, 3])
+
+
+def test_without_a_channels_dim_the_template_torso_counts() -> None:
+    cfg, asked = _suggest_with(CNN_BASE, _space(hidden="8", method="importance"),
+                               {"sparsity_0_density": 0.5, "sparsity_1_density": 0.5})
+    assert cfg.agent.channels == [3] and "channels" not in asked
+    assert len(layer_sparsity(cfg)) == 2
+
+
+def test_bad_channels_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"channels"):
+        _space(channels={"choices": ["4", "0"]})
+
+
+def _suggest_with(base: TrialConfig, space: SearchSpace,
+                  params: dict[str, Any]) -> tuple[TrialConfig, set[str]]:
+    trial = FixedTrial(params)
+    return suggest(trial, space, base), set(trial.params)

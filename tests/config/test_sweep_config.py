@@ -145,3 +145,45 @@ def test_unsafe_study_flag(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_sweep(path, study="../escape")
     assert str(info.value) == "--study: '../escape' must be letters, digits, '_', '.', '-'"
+
+
+def test_studies_from_before_the_sparse_dimensions_still_resume(tmp_path: Path) -> None:
+    from nas_prune.search.fingerprint import changed_fields
+
+    new = _load(tmp_path).fingerprint()
+    old = {**new, "space": {k: v for k, v in new["space"].items()
+                            if k not in ("sparse_method", "distribution")}}
+    assert changed_fields(old, new) == []  # unset: nothing changed
+    mixed = _load(tmp_path, {**SPACE, "schedule": {"choices": ["oneshot", "sparse"]},
+                             "sparse_method": {"choices": ["set", "rigl"]}}).fingerprint()
+    assert any(c.startswith("space.sparse_method") for c in changed_fields(old, mixed))
+
+
+def test_cnn_reference_is_the_largest_torso_counted_on_the_network(tmp_path: Path) -> None:
+    from nas_prune.pruning.counting import count
+    from nas_prune.rl.cnn import CNN
+    from nas_prune.search.baseline import baseline_configs
+
+    sw = _load(tmp_path, {"method": "importance", "hidden": {"choices": ["8", "16"]},
+                          "channels": {"choices": ["2", "5"]}},
+               env={"id": "tests.rl.toy_envs:BoolImageEnv"},
+               agent={"name": "dqn", "network": "cnn", "kernels": [2], "train_steps": 100})
+    ref = sw.reference()
+    assert (ref.agent.channels, ref.agent.hidden, ref.agent.kernels) == ([5], [16], [2])
+    # (4, 4, 2) frames, channels last: 5 x 2x2 -> 3x3 -> 16 -> 2 actions, on the network
+    expected = count(CNN((2, 4, 4), [5], [2], [1], [16], 2)).params
+    assert expected == (5 * 2 * 4 + 5) + (45 * 16 + 16) + (16 * 2 + 2)
+    assert sw.reference_params(32, 2) == expected
+    assert all(c.agent.channels == [5] for c in baseline_configs(sw))
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[2] / "sweeps")
+                                        .glob("*.yaml")))
+def test_shipped_sweeps_load_and_their_envs_are_installed(name: str) -> None:
+    from nas_prune.rl.envs import make_env
+
+    sw = load_sweep(Path(__file__).parents[2] / "sweeps" / name)
+    make_env(sw.config.env.id, sw.config.env.kwargs).close()  # every shipped env installs
+    trial = with_picks(sw.template(0), hidden=[8],
+                       pruning={"method": "magnitude", "sparsity": 0.5})
+    assert trial.env.id == sw.config.env.id and trial.agent.hidden == [8]

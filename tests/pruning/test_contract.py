@@ -27,9 +27,11 @@ METHODS = [
     "magnitude",
     "random",
     "random_structured",
+    "rigl",
+    "set",
     "threshold",
 ]
-RANDOM_METHODS = ["random", "random_structured"]
+RANDOM_METHODS = ["random", "random_structured", "rigl", "set"]
 
 # Every name with its default params, plus the variants whose code paths differ.
 CASES: list[Any] = [pytest.param(name, {}, id=name) for name in METHODS] + [

@@ -10,10 +10,13 @@ import pytest
 
 from nas_prune import TrialConfig, run_trial
 from nas_prune.results.reeval import (
+    LATENCY_ATTR,
     REEVAL_ATTR,
     reeval_policy,
     reevaluate,
+    remeasure_latency,
     verify_checkpoints,
+    with_latency,
     with_reeval,
 )
 from tests.conftest import TINY_PPO
@@ -54,3 +57,18 @@ def test_a_changed_checkpoint_is_refused(saved: tuple[Path, str], tmp_path: Path
     missing = rows.assign(out_dir=str(tmp_path / "nowhere"), policy_sha256=sha)
     with pytest.raises(ValueError, match="is missing"):
         verify_checkpoints(missing)
+
+
+def test_latency_is_re_measured_once_and_kept_in_the_study(saved: tuple[Path, str]) -> None:
+    out, sha = saved
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    rows = pd.DataFrame({"number": [0], "out_dir": [str(out)], "policy_sha256": [sha]})
+    store = remeasure_latency(study, rows, runs=2)
+    entry = store["0"]
+    assert entry["us"] > 0 and entry["runs"] == 2 and entry["sha256"] == sha
+    assert entry["method"] in ("onnxruntime", "torch")
+    study.set_user_attr(LATENCY_ATTR, {"0": {**entry, "us": -1.0}})  # a marker
+    assert remeasure_latency(study, rows, runs=2)["0"]["us"] == -1.0  # kept, not re-measured
+    assert remeasure_latency(study, rows, runs=3)["0"]["us"] > 0  # other runs: measured again
+    shown = with_latency(rows, study.user_attrs[LATENCY_ATTR])
+    assert shown.loc[0, "latency_remeasured_us"] == study.user_attrs[LATENCY_ATTR]["0"]["us"]

@@ -106,3 +106,36 @@ def test_unchanged_or_free_fields_resume(ran: Path) -> None:
     assert res.exit_code == 0, res.output
     sw = load_sweep(ran)
     assert len(load_study(sw.storage, sw.study).trials) == 3
+
+
+@pytest.mark.parametrize("objectives", [
+    ["return_mean", "params_nonzero", "latency_us"],
+    ["return_mean", "bytes"],
+    ["return_mean", "latency_us", "params_nonzero"],  # the order is part of it
+])
+def test_the_fingerprint_changes_with_the_objectives(tiny_sweep: Path,
+                                                     objectives: list[str]) -> None:
+    before = load_sweep(tiny_sweep).fingerprint()
+    _edit(tiny_sweep, objectives=objectives)
+    after = load_sweep(tiny_sweep).fingerprint()
+    assert before["objectives"] == ["return_mean:maximize", "params_nonzero:minimize"]
+    assert after["objectives"] != before["objectives"]
+    assert changed_fields(before, after)[0].startswith("objectives: ")
+
+
+def test_new_eval_settings_at_their_defaults_leave_old_fingerprints_alone(
+        tiny_sweep: Path) -> None:
+    # a study fingerprinted before noise_std/latency/deploy_int8 existed still resumes
+    base = load_sweep(tiny_sweep).fingerprint()
+    old = {**base, "eval": {k: base["eval"][k] for k in ("episodes", "seed")}}
+    assert changed_fields(old, base) == []
+    _edit(tiny_sweep, eval__noise_std=0.5)
+    assert changed_fields(old, load_sweep(tiny_sweep).fingerprint()) == [
+        "eval.noise_std: <unset> -> 0.5"]
+
+
+def test_changed_objectives_are_refused_on_resume(ran: Path) -> None:
+    _edit(ran, objectives=["return_mean", "params_nonzero", "macs_nonzero"])
+    res = runner.invoke(app, ["sweep", str(ran), "--no-report"])
+    assert res.exit_code == 2, res.output
+    assert "objectives: " in res.output and "--study" in res.output

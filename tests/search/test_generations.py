@@ -20,7 +20,8 @@ from nas_prune.search.storage import load_study
 runner = CliRunner()
 # measured, not computed: they differ between runs (and which worker trained the shared
 # dense agent first is timing too: its cost, not its result)
-TIMING = {"wall_s", "dense_wall_s", "dense_cached", "out_dir"}
+# latency is a measurement too: same seed, same weights, not the same microseconds
+TIMING = {"wall_s", "dense_wall_s", "dense_cached", "out_dir", "latency_us", "latency_iqr_us"}
 
 
 def _sweep(tmp: Path, out: str, **extra: Any) -> Path:

@@ -102,3 +102,24 @@ def test_size_check_message() -> None:
 def test_dominated_count(point: tuple[float, float], others: list[tuple[float, float]],
                          n: int) -> None:
     assert dominated_count(point, others) == n
+
+
+def test_rung_points_carry_the_sweeps_count_objectives() -> None:
+    decide = _Decide()
+    mon = RungMonitor(_agent(), 1000, [0.5], decide, episodes=2, extra=("macs_nonzero",))
+    mon(500)
+    # (params_nonzero, return, macs_nonzero): its one nonzero parameter is a bias, no MAC
+    assert decide.calls == [(0, (1.0, 4.0, 0.0))]
+
+
+@pytest.mark.parametrize(("point", "others", "expected"), [
+    ((10.0, 5.0, 100.0), [(9.0, 6.0, 90.0)], 1),  # better in all three
+    ((10.0, 5.0, 100.0), [(9.0, 6.0, 110.0)], 0),  # more MACs: not dominated
+    ((10.0, 5.0, 100.0), [(10.0, 5.0, 100.0)], 0),  # equal
+    ((10.0, 5.0, 100.0), [(10.0, 5.0, 99.0), (8.0, 5.0, 100.0), (11.0, 9.0, 1.0)], 2),
+    ((10.0, 5.0, 100.0), [(1.0, 9.0)], 0),  # a point of another length is not compared
+])
+def test_dominated_count_in_three_objectives(point: tuple[float, ...],
+                                             others: list[tuple[float, ...]],
+                                             expected: int) -> None:
+    assert dominated_count(point, others) == expected

@@ -108,3 +108,76 @@ def test_unsupported_spaces_are_named() -> None:
     with pytest.raises(ValueError, match="action space"):
         run_trial(parse(TrialConfig, {"env": {"id": "Pendulum-v1"}, "agent": {
             "name": "dqn", "hidden": [8], "train_steps": 10}, "eval": {"episodes": 1}}))
+
+
+# --- training schedules: during / sparse train from scratch ------------------------------
+
+TRAINING_CASES = [("during", "magnitude", {}), ("during", "importance", {}),
+                  ("sparse", "random", {}), ("sparse", "set", {"update_every": 4}),
+                  ("sparse", "rigl", {"update_every": 4})]
+
+
+@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN], ids=["ppo", "dqn"])
+@pytest.mark.parametrize(("schedule", "method", "params"), TRAINING_CASES,
+                         ids=[f"{s}-{m}" for s, m, _ in TRAINING_CASES])
+def test_training_schedules_pay_their_whole_training(
+        base: dict[str, Any], schedule: str, method: str, params: dict[str, Any],
+        tmp_path: Any) -> None:
+    cfg = _cfg(base, method=method, schedule=schedule, sparsity=0.5, method_params=params,
+               steps=3)
+    r = run_trial(cfg, cache_dir=tmp_path)
+    m = r.metrics
+    train = cfg.agent.train_steps
+    assert not any(tmp_path.iterdir())  # no dense agent trained, loaded or cached
+    assert m.dense_env_steps == 0 and not m.dense_cached
+    assert m.train_env_steps is not None and m.finetune_env_steps is not None
+    assert train - 256 < m.train_env_steps <= train  # PPO: whole rollouts of 256 steps
+    assert m.env_steps == m.train_env_steps + m.finetune_env_steps
+    assert m.finetune_env_steps > 0 and m.gradient_steps is not None and m.gradient_steps > 0
+    assert m.layer_sparsity == pytest.approx([0.5] * len(m.layer_sparsity), abs=0.02)
+    if method == "importance":  # structured during: neurons removed physically at the end
+        assert r.policy.hidden == [8, 8]
+
+
+def test_during_at_sparsity_zero_is_the_dense_agent() -> None:
+    from nas_prune.trial.dense_cache import build_agent, train_dense
+
+    cfg = _cfg(TINY_DQN, schedule="during", sparsity=0.0, finetune={"steps": 0})
+    agent = build_agent(cfg, 0)
+    agent.load_state_tensors(train_dense(cfg))
+    from nas_prune.rl.networks import weights_hash
+
+    assert run_trial(cfg).metrics.weights_hash == weights_hash(agent.policy)
+    agent.close()
+
+
+def test_gradient_steps_count_what_the_trial_paid(tmp_path: Any) -> None:
+    cfg = _cfg(TINY_DQN)
+    first = run_trial(cfg, cache_dir=tmp_path).metrics  # trains the dense agent
+    second = run_trial(cfg, cache_dir=tmp_path).metrics  # reuses it
+    assert first.dense_env_steps > 0 and second.dense_env_steps == 0
+    assert first.gradient_steps is not None and second.gradient_steps is not None
+    assert 0 < second.gradient_steps < first.gradient_steps
+
+
+@pytest.mark.parametrize(("pruning", "field"), [
+    ({"method": "set", "schedule": "gradual"}, "pruning.schedule"),
+    ({"method": "rigl", "schedule": "sparse", "finetune": {"mode": "distill"}},
+     "pruning.finetune.mode"),
+    ({"method": "importance", "schedule": "sparse", "distribution": "erk"},
+     "pruning.distribution"),
+    ({"schedule": "during", "start": 0.8, "end": 0.5}, "pruning.start"),
+])
+def test_training_schedule_config_errors(pruning: dict[str, Any], field: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{field}"):
+        _cfg(TINY_DQN, **pruning)
+
+
+def test_erk_plan_reaches_the_total_sparsity() -> None:
+    m = run_trial(_cfg(TINY_PPO, method="random", schedule="sparse", sparsity=0.8,
+                       distribution="erk")).metrics
+    plan = m.layer_sparsity_plan
+    assert len(set(plan)) > 1  # not uniform
+    weights = [4 * 16, 16 * 16, 16 * 2]
+    kept = sum((1 - s) * n for s, n in zip(m.layer_sparsity or [], weights))
+    assert kept == pytest.approx(0.2 * sum(weights), abs=2)

@@ -5,15 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from nas_prune.results.pareto import knee_index
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
+from nas_prune.results.costs import knee_position, objective_columns
+
+if TYPE_CHECKING:
+    from nas_prune.results.report.insights import Insights
 
 __all__ = ["COLORS", "ReportData", "Row", "X_LABEL", "Y_LABEL", "complete_rows", "front_y",
-           "has_values", "knee_row", "numbers", "plottable", "reeval_points", "sorted_front",
-           "state_counts"]
+           "has_values", "hv_box", "knee_row", "numbers", "plottable", "reeval_points",
+           "sorted_front", "state_counts"]
 
 Row = Mapping[str, Any]
 X_LABEL = "parameters (nonzero, deployed policy)"
@@ -40,6 +44,10 @@ class ReportData:
         hypervolume: keys such as ``searched``, ``baseline``, ``ratio``, ``ref_params``,
             ``ref_return``; may be empty.
         notes: free text lines shown at the top of the HTML page.
+        insights: budget winners, importances and reuse commands (``insights.py``); None
+            leaves those panels out.
+        objectives: the study's objectives (config.objectives), return_mean first; with
+            three or more the report adds pairwise projections and lists each in the table.
 
     Raises:
         ValueError: if a non-empty ``trials`` or ``front`` lacks a required column.
@@ -52,6 +60,8 @@ class ReportData:
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     hypervolume: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    insights: Insights | None = None
+    objectives: list[str] = field(default_factory=lambda: list(DEFAULT_OBJECTIVES))
 
     def __post_init__(self) -> None:
         _require(self.trials, "trials", ("number", "state", "params_nonzero", "return_mean"))
@@ -111,16 +121,29 @@ def front_y(front: pd.DataFrame) -> str:
     return "reeval_mean" if has_values(front, ["reeval_mean"]) else "return_mean"
 
 
-def knee_row(front: pd.DataFrame) -> Row | None:
-    """The front's knee row (pareto.knee_index), or None without plottable points."""
+def knee_row(front: pd.DataFrame, objectives: Sequence[str] = DEFAULT_OBJECTIVES,
+             hypervolume: Mapping[str, float] | None = None) -> Row | None:
+    """The front's knee row (``costs.knee_position``: the 2-D rule for two objectives, the
+    n-D one for more, in the hypervolume's box when ``hypervolume`` describes it), or None
+    without plottable points."""
+    box = hv_box(hypervolume)
     points = plottable(front)
     if points.empty:
         return None
     y = front_y(front)
-    i = knee_index(numbers(points, "params_nonzero"), numbers(points, y))
+    columns = {**objective_columns(objectives, points), "return_mean": y}
+    i = knee_position(points, objectives, columns, box)
     row = dict(points.iloc[i])
     row["knee_y"] = row[y]
     return row
+
+
+def hv_box(hypervolume: Mapping[str, float] | None) -> dict[str, float] | None:
+    """The hypervolume's normalised box (``costs.normalized_costs``' keys) from a report's
+    hypervolume figures, or None when they do not describe one."""
+    if not hypervolume or "max_return" not in hypervolume or "ref_params" not in hypervolume:
+        return None
+    return {**hypervolume, "return_floor": float(hypervolume.get("ref_return", 0.0))}
 
 
 def reeval_points(front: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:

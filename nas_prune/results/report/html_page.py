@@ -11,12 +11,14 @@ import pandas as pd
 
 from nas_prune.results.report.cells import (
     HTML_COLUMNS,
+    NOISE_HEADER,
     RIGHT_ALIGNED,
     as_float,
     as_text,
     cell,
     fmt,
     interval,
+    noise_rows,
     summary_lines,
     visible_columns,
 )
@@ -33,6 +35,7 @@ from nas_prune.results.report.data import (
     reeval_points,
     sorted_front,
 )
+from nas_prune.results.report.insights_view import insights_html
 
 __all__ = ["html_report"]
 
@@ -50,8 +53,10 @@ def html_report(data: ReportData) -> str:
     return "\n".join([
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">',
         f"<title>{title}</title>\n<style>{_CSS}</style>\n</head>\n<body>",
-        f"<h1>{title}</h1>", _header_html(data), plot,
-        f"<h2>Pareto front ({len(data.front)} trials)</h2>", _table_html(data.front),
+        f"<h1>{title}</h1>", _header_html(data), plot, _projections_html(data),
+        f"<h2>Pareto front ({len(data.front)} trials)</h2>",
+        _table_html(data.front, data.objectives), _noise_html(data),
+        insights_html(data.insights) if data.insights is not None else "",
         "</body>\n</html>\n",
     ])
 
@@ -61,6 +66,8 @@ _CSS = (
     "table{border-collapse:collapse;font-size:0.9em}"
     "th,td{border:1px solid #ccc;padding:0.25em 0.6em}th{background:#f3f3f3}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums}"
+    ".bar{display:inline-block;height:0.8em;background:#1f77b4}"
+    "pre{background:#f6f6f6;padding:0.6em;overflow-x:auto}"
 )
 
 
@@ -70,9 +77,9 @@ def _header_html(data: ReportData) -> str:
     return (f'<ul class="notes">{notes}</ul>' if notes else "") + summary
 
 
-def _table_html(front: pd.DataFrame) -> str:
+def _table_html(front: pd.DataFrame, objectives: Sequence[str] = ()) -> str:
     front = sorted_front(front)
-    columns = visible_columns(HTML_COLUMNS, front)
+    columns = visible_columns(HTML_COLUMNS, front, objectives)
     head = "".join(f"<th>{html.escape(header)}</th>" for header, _ in columns)
     rows = [
         "".join(f'<td{" class=num" if key in RIGHT_ALIGNED else ""}>'
@@ -149,7 +156,7 @@ def _figure(data: ReportData) -> PlotlyFigure:
                               line={"shape": "hv", "color": COLORS["front"]},
                               marker={"size": 10, "color": COLORS["front"]}))
     _add_reeval_trace(fig, data.front)
-    knee = knee_row(data.front)
+    knee = knee_row(data.front, data.objectives, data.hypervolume)
     if knee is not None:  # annotations on a log axis take x as log10
         fig.add_annotation(x=math.log10(as_float(knee["params_nonzero"])),
                            y=as_float(knee["knee_y"]), text="knee", arrowhead=2, ax=-30, ay=30)
@@ -174,3 +181,68 @@ def _add_reeval_trace(fig: PlotlyFigure, front: pd.DataFrame) -> None:
                  "arrayminus": points["minus"].tolist(), "color": COLORS["reeval"]},
         hoverinfo="skip",  # the front markers' hover already shows the re-evaluated figures
     ))
+
+
+def _noise_html(data: ReportData) -> str:
+    rows = noise_rows(data)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in NOISE_HEADER)
+    body = "".join("<tr>" + "".join(f"<td{' class=num' if i else ''}>{html.escape(c)}</td>"
+                                    for i, c in enumerate(r)) + "</tr>\n" for r in rows)
+    return ("<h2>Robustness under observation noise</h2>\n"
+            f'<table id="noise">\n<tr>{head}</tr>\n{body}</table>')
+
+
+_AXIS = {"return_mean": "return (mean)", "params_nonzero": "params (nonzero)",
+         "macs_nonzero": "MACs (nonzero)", "bytes": "bytes", "latency_us": "latency µs",
+         "return_noise": "return with noise"}
+
+
+def _projections_html(data: ReportData) -> str:
+    """Three or more objectives: one scatter per pair of objectives, trials in grey and the
+    (n-D) front in red; sizes on log axes. Nothing for two objectives."""
+    objectives = list(data.objectives)
+    if len(objectives) < 3:
+        return ""
+    from itertools import combinations
+
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from nas_prune.results.costs import objective_columns
+
+    pairs = list(combinations(objectives, 2))
+    ncols = min(3, len(pairs))  # 3 pairs for 3 objectives, 6 in two rows for 4, ...
+    nrows = -(-len(pairs) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, horizontal_spacing=0.08,
+                        vertical_spacing=0.12)
+    trials = complete_rows(data.trials)
+    front_cols = objective_columns(objectives, data.front)
+    for k, (a, b) in enumerate(pairs, start=1):
+        at = {"row": (k - 1) // ncols + 1, "col": (k - 1) % ncols + 1}
+        for name, df, cols, color, size in (
+                ("trials (complete)", trials, {}, COLORS["trials"], 6),
+                ("Pareto front (all objectives)", data.front, front_cols, COLORS["front"], 9)):
+            x, y = (numbers(df, cols.get(n, n)) for n in (b, a))
+            fig.add_trace(go.Scatter(x=x.tolist(), y=y.tolist(), mode="markers", name=name,
+                                     legendgroup=name, showlegend=k == 1,
+                                     marker={"color": color, "size": size, "opacity": 0.7},
+                                     text=[f"trial #{fmt(n, '.0f')}" for n in
+                                           _col_or_nan(df, "number")],
+                                     hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"),
+                          **at)
+        fig.update_xaxes(title_text=_AXIS.get(b, b), **at,
+                         type="log" if b not in ("return_mean", "return_noise") else "linear")
+        fig.update_yaxes(title_text=_AXIS.get(a, a), **at,
+                         type="log" if a not in ("return_mean", "return_noise") else "linear")
+    fig.update_layout(template="plotly_white", height=400 * nrows, margin={"t": 40},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.05, "x": 0})
+    plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    return (f"<h2>Pairwise projections of the {len(objectives)}-objective front</h2>\n"
+            "<p>A front point can look dominated in one projection: it is better in an "
+            "objective the projection leaves out.</p>\n" + plot)
+
+
+def _col_or_nan(df: pd.DataFrame, name: str) -> list[Any]:
+    return df[name].tolist() if name in df.columns else [math.nan] * len(df)

@@ -61,7 +61,7 @@ def _draw(ax: Axes, data: ReportData) -> None:
         points, label = found
         ax.errorbar(points["x"], points["y"], yerr=[points["minus"], points["plus"]], fmt="D",
                     ms=4, mfc="white", color=COLORS["reeval"], capsize=3, zorder=5, label=label)
-    knee = knee_row(data.front)
+    knee = knee_row(data.front, data.objectives, data.hypervolume)
     if knee is not None:
         ax.annotate("knee", (as_float(knee["params_nonzero"]), as_float(knee["knee_y"])),
                     xytext=(-30, 18), textcoords="offset points", fontsize=8,

@@ -13,7 +13,7 @@ from nas_prune.rl.envs import check_spaces, observation_shape
 from nas_prune.rl.evaluation import EnvSpec
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP, PrunableNet
-from nas_prune.rl.optim.flatnet import Penalty
+from nas_prune.rl.optim.flatnet import FlatTrainer, Penalty
 from nas_prune.util.registry import Registry
 
 __all__ = ["Agent", "AgentSpec", "Penalty", "Progress", "agents", "prefixed", "unprefixed"]
@@ -56,6 +56,7 @@ class Agent:
     """
 
     Hyper: ClassVar[type[BaseModel]]
+    trainer: FlatTrainer  # updates the policy (and any training-only nets); set_policy sets it
     default_hidden: ClassVar[list[int]]
     default_activation: ClassVar[str]
 

@@ -48,6 +48,9 @@ class PPOHyper(BaseModel):
     vf_coef: float = Field(default=0.5, ge=0)
     max_grad_norm: float = Field(default=0.5, gt=0)
     log_std_init: float = 0.0
+    # SB3's ortho_init: orthogonal weights (gain sqrt 2; the actor's output 0.01, the
+    # critic's 1), zero biases; off by default (this package's earlier results ran without)
+    ortho_init: bool = False
 
 
 @agents.register("ppo")
@@ -70,8 +73,12 @@ class PPOAgent(Agent):
         self._head = Head.for_space("gaussian" if self.continuous else "categorical", space)
         n_obs, n_act = obs_dim(self.vec.single_observation_space), act_dim(space)
         self.critic = spec.build_net(n_obs, 1)
+        actor = spec.build_net(n_obs, n_act)
+        if self.hp.ortho_init:
+            _ortho_init(actor, 0.01)
+            _ortho_init(self.critic, 1.0)
         self.log_std = torch.nn.Parameter(torch.full((n_act,), self.hp.log_std_init))
-        self.set_policy(spec.build_net(n_obs, n_act))
+        self.set_policy(actor)
         self.vec.action_space.seed(spec.seed)
         obs, _ = self.vec.reset(seed=spec.seed)
         self._obs = np.asarray(obs, dtype=np.float32)
@@ -217,3 +224,14 @@ class PPOAgent(Agent):
         self.critic.load_state_dict(unprefixed("critic", tensors))
         with torch.no_grad():
             self.log_std.copy_(tensors["log_std"])
+
+
+@torch.no_grad()
+def _ortho_init(net: torch.nn.Module, out_gain: float) -> None:
+    """SB3's PPO initialisation: orthogonal weights with gain sqrt(2), ``out_gain`` for the
+    output layer, zero biases (every Linear and conv layer, input first)."""
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    for i, layer in enumerate(layers):
+        torch.nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(layers) - 1
+                                  else float(np.sqrt(2)))
+        torch.nn.init.zeros_(layer.bias)

@@ -12,7 +12,7 @@ writes each layer's gradient straight into the flat gradient buffer, and
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -20,11 +20,30 @@ from torch import nn
 
 from nas_prune.rl.networks import MLP, PrunableNet, activations
 
-__all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "fast_net"]
+__all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "TrainerHook",
+           "fast_net", "gradient_steps_taken"]
 
 Tensor = torch.Tensor
 # a regulariser on a net added to a training loss (None: none); PruningMethod.penalty is one
 Penalty = Callable[[MLP], "Tensor | None"]
+
+_steps = [0]  # optimizer steps taken in this process by every FlatTrainer
+
+
+def gradient_steps_taken() -> int:
+    """Optimizer steps taken so far in this process by every ``FlatTrainer`` (one clip +
+    Adam update of a whole buffer counts one): a trial's training cost beside its env
+    steps."""
+    return _steps[0]
+
+
+class TrainerHook(Protocol):
+    """Called inside ``FlatTrainer.step``: ``before_update`` once the buffer holds the
+    step's gradient (dense: masked positions included) and before clipping;
+    ``after_update`` after Adam and the masks (sparse training's topology updates)."""
+
+    def before_update(self, trainer: FlatTrainer) -> None: ...
+    def after_update(self, trainer: FlatTrainer) -> None: ...
 
 
 class FlatMLP:
@@ -209,6 +228,15 @@ class FlatTrainer:
         self.mlps = {id(net): fast_net(net) for net in self.nets}
         self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
         self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
+        self.hook: TrainerHook | None = None
+
+    def moments(self, p: nn.Parameter) -> tuple[Tensor, Tensor]:
+        """Views of Adam's first and second moments of parameter ``p`` (shaped like it)."""
+        self._claim()
+        start = (p.data_ptr() - self.flat.data_ptr()) // self.flat.element_size()
+        exp_avg, exp_avg_sq, _ = self._adam
+        n = p.numel()
+        return exp_avg[start:start + n].view_as(p), exp_avg_sq[start:start + n].view_as(p)
 
     def __getitem__(self, net: PrunableNet) -> FastNet:
         return self.mlps[id(net)]
@@ -218,7 +246,8 @@ class FlatTrainer:
              penalty: Penalty | None = None) -> None:
         """One update from the loss's gradients with respect to each net's recorded output
         (``grads``) and to extra parameters: backward, add the ``penalty``'s gradient on the
-        first net, clip the global norm, Adam, re-apply the masks.
+        first net, ``hook.before_update``, clip the global norm, Adam, re-apply the masks,
+        ``hook.after_update``.
 
         Raises:
             FloatingPointError: the gradient is not finite (the loss diverged); no update.
@@ -227,6 +256,8 @@ class FlatTrainer:
         self._backward(grads, extra or {})
         if penalty is not None:
             self._add_penalty(penalty)
+        if self.hook is not None:
+            self.hook.before_update(self)
         norm = torch.linalg.vector_norm(self.grad).item()
         if not math.isfinite(norm):
             raise FloatingPointError(f"{what} gradient became {norm}")
@@ -243,6 +274,9 @@ class FlatTrainer:
                            weight_decay=0.0, eps=self.eps, maximize=False)
         for net in self.nets:
             net.apply_masks()
+        _steps[0] += 1
+        if self.hook is not None:
+            self.hook.after_update(self)
 
     def _backward(self, grads: Mapping[MLP, Tensor | np.ndarray],
                   extra: Mapping[nn.Parameter, Tensor | np.ndarray]) -> None:

@@ -15,6 +15,7 @@ import optuna
 from filelock import FileLock
 from optuna.trial import FrozenTrial, TrialState
 
+from nas_prune.config.objectives import DEFAULT_OBJECTIVES
 from nas_prune.config.space import suggest
 from nas_prune.config.sweep import Sweep
 from nas_prune.search import record
@@ -23,7 +24,7 @@ from nas_prune.search.generations import GENERATION_ATTR, RETRY_OF, ask_in_gener
 from nas_prune.search.record import objective_values
 from nas_prune.search.storage import is_local, load_study, lock_path, n_finished
 from nas_prune.search.sweep import population_of
-from nas_prune.trial.early_stop import dominated_count
+from nas_prune.trial.early_stop import RUNG_COUNTS, dominated_count
 
 __all__ = ["make_sampler", "objective", "open_sweep_study", "optimize", "recover_stale",
            "run_sweep", "run_workers"]
@@ -109,7 +110,7 @@ def open_sweep_study(sweep: Sweep, worker: int = 0) -> optuna.Study:
 
 
 def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, ...]]:
-    """The Optuna objective: (return_mean up, params_nonzero down); metrics as user attrs."""
+    """The Optuna objective: the sweep's objectives in order; metrics as user attrs."""
     from nas_prune.trial.run import TrialStopped, run_trial
 
     def run(trial: optuna.Trial) -> tuple[float, ...]:
@@ -129,7 +130,7 @@ def objective(sweep: Sweep) -> Callable[[optuna.Trial], tuple[float, ...]]:
             raise
         # one write (the rung points were written by decide() as they were reached)
         record.write_running(trial, cfg, str(out.resolve()), result.metrics)
-        values = tuple(objective_values(result.metrics))
+        values = tuple(objective_values(result.metrics, sweep.objectives))
         if not all(math.isfinite(v) for v in values):
             trial.set_user_attr(record.FAIL_REASON, f"non-finite objectives {values}")
             raise FloatingPointError(f"non-finite objectives {values}")
@@ -154,7 +155,7 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
     def earlier(t: FrozenTrial) -> bool:
         return mine is None or t.user_attrs.get(GENERATION_ATTR, mine) < mine
 
-    def decide(rung: int, point: tuple[float, float]) -> bool:
+    def decide(rung: int, point: tuple[float, ...]) -> bool:
         # compared within one schedule: a gradual trial is not yet at its final size
         key = f"rung_{rung}"
         trial.set_user_attr(key, list(point))
@@ -173,8 +174,12 @@ def _rungs(sweep: Sweep, trial: optuna.Trial) -> Rungs | None:
         return any(t.values is not None and t.values[0] >= bound and t.values[1] < params
                    and earlier(t) for t in done)
 
-    at_size = certainly_dominated if es.size_check and bound is not None else None
-    return Rungs(list(es.rungs), decide, es.episodes, at_size)
+    # certain only when the return is the one objective not final at the last pruning step
+    # (with latency, bytes or noise among them a bigger trial could still win)
+    default = sweep.objectives == list(DEFAULT_OBJECTIVES)
+    at_size = certainly_dominated if es.size_check and bound is not None and default else None
+    extra = tuple(n for n in sweep.objectives if n in RUNG_COUNTS)
+    return Rungs(list(es.rungs), decide, es.episodes, at_size, extra)
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,8 +13,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nas_prune.config.objectives import pairs
 from nas_prune.config.space import suggest
-from nas_prune.config.sweep import OBJECTIVES, Sweep
+from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig
 from nas_prune.search import record
 from nas_prune.search.backends import Backend, RunOptions, backends
@@ -24,11 +25,14 @@ from nas_prune.search.storage import create_study, open_storage
 from nas_prune.search.sweep import population_of
 from nas_prune.trial.metrics import TrialMetrics
 
-__all__ = ["DefineByRun", "METRICS", "MODES", "RAY_ID", "run_ray"]
+__all__ = ["DefineByRun", "RAY_ID", "modes", "run_ray"]
 
 RAY_ID = "ray_trial_id"
-METRICS = [name for name, _ in OBJECTIVES]
-MODES = [d[:3] for _, d in OBJECTIVES]  # Tune's "max" / "min"
+
+
+def modes(sweep: Sweep) -> list[str]:
+    """Tune's "max" / "min" per objective of the sweep, in order."""
+    return [d[:3] for _, d in pairs(sweep.objectives)]
 
 
 def _require_ray() -> Any:
@@ -82,6 +86,7 @@ class _Recorder:
 
     def __init__(self, sweep: Sweep) -> None:
         self.storage, self.name = sweep.storage, sweep.study
+        self.objectives = sweep.objectives
         self._loaded: tuple[optuna.Study, set[str]] | None = None
 
     def _study(self) -> tuple[optuna.Study, set[str]]:
@@ -114,7 +119,7 @@ class _Recorder:
             metrics = TrialMetrics.model_validate_json(res["metrics_json"])
             record.add_finished(study, state=TrialState.COMPLETE, config=config,
                                 out_dir=res["out_dir"], metrics=metrics,
-                                values=objective_values(metrics), attrs=attrs)
+                                values=objective_values(metrics, self.objectives), attrs=attrs)
         done.add(trial.trial_id)
 
 
@@ -145,7 +150,8 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    study = create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler())
+    study = create_study(sweep.storage, sweep.study, optuna.samplers.RandomSampler(),
+                         sweep.objectives)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
@@ -160,7 +166,8 @@ def run_ray(sweep: Sweep, *, trials: int, address: str | None, max_concurrent: i
                                    restart_errored=True)
     else:
         c = sweep.config
-        searcher = OptunaSearch(space=DefineByRun(sweep), metric=METRICS, mode=MODES,
+        searcher = OptunaSearch(space=DefineByRun(sweep), metric=sweep.objectives,
+                                mode=modes(sweep),
                                 sampler=make_sampler(c.sampler, c.sampler_seed,
                                                      population_of(study)))
         tuner = tune.Tuner(

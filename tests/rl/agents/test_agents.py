@@ -111,3 +111,20 @@ def test_dqn_target_copies_the_q_network_at_the_next_round() -> None:
     agent._sync_target()  # type: ignore[attr-defined]
     assert all(torch.equal(w, q) for (w, _), q in zip(target, q_now[::2]))
     agent.close()
+
+
+def test_ppo_ortho_init_is_sb3s() -> None:
+    """ortho_init: orthogonal weights (gain sqrt 2 inside, 0.01 for the actor's output, 1 for
+    the critic's), zero biases; off by default (the default draw is torch's)."""
+    agent = _agent("ppo", "CartPole-v1", hyper={"ortho_init": True})
+    default = _agent("ppo", "CartPole-v1")
+    for net, out_gain in ((agent.policy, 0.01), (agent.critic, 1.0)):  # type: ignore[attr-defined]
+        layers = net.linears()
+        for i, layer in enumerate(layers):
+            w = layer.weight.detach()
+            gain = out_gain if i == len(layers) - 1 else float(np.sqrt(2))
+            small = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+            torch.testing.assert_close(small, gain ** 2 * torch.eye(len(small)), atol=1e-5,
+                                       rtol=1e-4)
+            assert not layer.bias.any()
+    assert default.policy.linears()[0].bias.any()  # type: ignore[attr-defined]

@@ -414,3 +414,47 @@ def test_trainer_flushes_denormals_so_decayed_adam_moments_become_zero() -> None
         assert (tiny * 0.01).item() == 0.0
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_moments_are_views_of_adams_state_and_steps_are_counted() -> None:
+    from nas_prune.rl.optim.flatnet import gradient_steps_taken
+
+    net = seeded()
+    ref = copy.deepcopy(net)
+    trainer = FlatTrainer([net], lr=1e-2)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    batches = Batches()
+    before = gradient_steps_taken()
+    for x in batches.xs[:3]:
+        flat_step(trainer, net, x, batches.target)
+        opt.zero_grad()
+        F.mse_loss(ref(x), batches.target).backward()
+        opt.step()
+    assert gradient_steps_taken() - before == 3
+    for p, q in zip(net.parameters(), ref.parameters()):
+        m1, m2 = trainer.moments(p)
+        torch.testing.assert_close(m1, opt.state[q]["exp_avg"], rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(m2, opt.state[q]["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+        m1.zero_()  # a view: writing it writes the trainer's state
+    assert all(float(trainer.moments(p)[0].abs().sum()) == 0 for p in net.parameters())
+
+
+def test_hook_sees_the_gradient_before_the_update_and_runs_after_it() -> None:
+    net = seeded()
+    trainer = FlatTrainer([net], lr=1e-2)
+    seen: list[str] = []
+
+    class Hook:
+        def before_update(self, t: FlatTrainer) -> None:
+            seen.append(f"before {float(t.grad.abs().sum()) > 0}")
+            t.grad.zero_()  # a zero gradient: Adam moves nothing
+
+        def after_update(self, t: FlatTrainer) -> None:
+            seen.append("after")
+
+    trainer.hook = Hook()
+    start = snapshot(net)
+    batches = Batches()
+    flat_step(trainer, net, batches.xs[0], batches.target)
+    assert seen == ["before True", "after"]
+    assert all(torch.equal(v, start[k]) for k, v in snapshot(net).items())
