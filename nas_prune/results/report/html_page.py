@@ -56,7 +56,7 @@ def html_report(data: ReportData) -> str:
         f"<h1>{title}</h1>", _header_html(data), plot, _projections_html(data),
         f"<h2>Pareto front ({len(data.front)} trials)</h2>",
         _table_html(data.front, data.objectives), _noise_html(data),
-        insights_html(data.insights) if data.insights is not None else "",
+        insights_html(data.insights) if data.insights is not None else "", _cost_html(data),
         "</body>\n</html>\n",
     ])
 
@@ -242,6 +242,36 @@ def _projections_html(data: ReportData) -> str:
     return (f"<h2>Pairwise projections of the {len(objectives)}-objective front</h2>\n"
             "<p>A front point can look dominated in one projection: it is better in an "
             "objective the projection leaves out.</p>\n" + plot)
+
+
+def _cost_html(data: ReportData) -> str:
+    """Return against what each trial cost in total env steps (its dense training included,
+    or its whole training for a schedule that trains from scratch), one series per
+    schedule, with the baseline: where pruning during training and pruning after it meet
+    at honest cost."""
+    trials = complete_rows(data.trials)
+    if trials.empty or "env_steps" not in trials or "schedule" not in trials:
+        return ""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    groups = [(str(name), df) for name, df in trials.groupby("schedule", sort=True)]
+    if not data.baseline.empty and "env_steps" in data.baseline:
+        groups.append(("uniform pruning baseline", data.baseline))
+    for name, df in groups:
+        fig.add_trace(go.Scatter(
+            x=numbers(df, "env_steps").tolist(), y=numbers(df, "return_mean").tolist(),
+            mode="markers", name=name, marker={"size": 8, "opacity": 0.75},
+            text=[f"trial #{fmt(n, '.0f')}" for n in _col_or_nan(df, "number")],
+            hovertemplate="%{text}<br>env steps %{x:,.0f}<br>return %{y:.1f}<extra></extra>"))
+    fig.update_layout(template="plotly_white", height=420, margin={"t": 40}, showlegend=True,
+                      xaxis={"type": "log", "title": {"text": "env steps the trial cost (total)"}},
+                      yaxis={"title": {"text": "return (mean, trial's evaluation)"}},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0})
+    plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+    return ("<h2>Return against cost</h2>\n<p>Total env steps per trial: a post-training "
+            "trial counts the dense training it shares, a trial of schedule <code>during</code> "
+            "or <code>sparse</code> its whole training.</p>\n" + plot)
 
 
 def _col_or_nan(df: pd.DataFrame, name: str) -> list[Any]:

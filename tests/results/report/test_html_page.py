@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nas_prune.results.report import ReportData, html_report
-from nas_prune.results.report.data import complete_rows, plottable
+from nas_prune.results.report.data import complete_rows, numbers, plottable
 from nas_prune.results.report.insights import Importances, Insights, budget_wins
 from tests.results.test_report import DENSE_PARAMS, _full_data
 
@@ -79,10 +79,14 @@ def _data() -> ReportData:
 
 
 def _markers(data: ReportData) -> int:
-    """Markers the scatter draws: trials, baseline, dense, front and its re-evaluation."""
+    """Markers the page draws: the main scatter's trials, baseline, dense, front and its
+    re-evaluation; then the cost plot's trials and baseline (return against env steps)."""
     front = len(plottable(data.front))
-    return (len(plottable(complete_rows(data.trials))) + len(plottable(data.baseline))
+    main = (len(plottable(complete_rows(data.trials))) + len(plottable(data.baseline))
             + len(plottable(data.dense)) + 2 * front)
+    cost = sum(int((numbers(df, "env_steps").notna() & numbers(df, "return_mean").notna()).sum())
+               for df in (complete_rows(data.trials), data.baseline) if "env_steps" in df)
+    return main + cost
 
 
 def test_report_renders_in_chromium_without_script_errors(chromium: str,
@@ -94,6 +98,7 @@ def test_report_renders_in_chromium_without_script_errors(chromium: str,
     assert page.svgs >= 1
     assert page.points == _markers(data) > 0
     assert {"trials (complete)", "Pareto front", "dense reference"} <= set(page.legend)
+    assert "cubic" in page.legend  # the cost plot: one series per schedule
 
 
 @pytest.mark.parametrize(("breakage", "needle"), [
@@ -106,7 +111,8 @@ def test_a_broken_page_is_caught(chromium: str, tmp_path: Path,
                                  breakage: tuple[str, str], needle: str) -> None:
     page_text = html_report(_data())
     assert breakage[0] in page_text
-    page = _open(chromium, page_text.replace(*breakage, 1), tmp_path)
+    # every occurrence: each plot's call fails
+    page = _open(chromium, page_text.replace(*breakage), tmp_path)
     assert page.loaded
     assert any(needle in e for e in page.errors), page.errors
     if needle == "newPlott":
