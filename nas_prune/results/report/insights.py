@@ -131,6 +131,9 @@ def _importances(study: optuna.Study, i: int, sign: float, objective: str, evalu
                                            target=lambda t: sign * t.values[i])
     except (ValueError, RuntimeError) as exc:  # e.g. no parameter varies across trials
         return Importances(objective, name, note=f"not computed ({exc})")
+    if not values:  # trials recorded without their search-space distributions
+        return Importances(objective, name, note="no searched parameter was recorded with "
+                                                 "its distribution")
     return Importances(objective, name, {k: float(v) for k, v in values.items()})
 
 

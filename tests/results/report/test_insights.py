@@ -121,3 +121,11 @@ def test_reuse_commands_quote_paths_and_hide_passwords() -> None:
     assert reuse_commands(None, storage="x.journal", study="s") == []
     assert reuse_commands({"out_dir": None}, storage="x.journal", study="s")[1:] == [
         "nas-prune trial best.yaml"]  # no cache recorded, no trial folder: no export
+
+
+def test_trials_without_searched_parameters_give_a_note() -> None:
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for v in range(6):  # recorded results without parameters (as a backend may add them)
+        study.add_trial(optuna.trial.create_trial(values=[float(v), 10.0 - v]))
+    got = param_importances(study, [("return_mean", "maximize"), ("params", "minimize")])
+    assert all(g.values == {} and "no searched parameter" in g.note for g in got)
