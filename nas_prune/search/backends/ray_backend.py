@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import TrialState
 
 from nas_prune.config.objectives import pairs
@@ -55,7 +56,12 @@ class DefineByRun:
     def __call__(self, trial: Any) -> dict[str, Any]:
         cfg = suggest(trial, self.sweep.space, self.sweep.template(self.drawn))
         self.drawn += 1
-        return {"trial_config": json.dumps(cfg.model_dump(mode="json"))}
+        # the searched parameters travel with the config, so the study records them as the
+        # Optuna backend does (parameter importances, trials.csv)
+        searched = {k: [v, distribution_to_json(trial.distributions[k])]
+                    for k, v in trial.params.items()}
+        return {"trial_config": json.dumps(cfg.model_dump(mode="json")),
+                "searched": json.dumps(searched)}
 
 
 def _trainable(config: dict[str, Any], sweep: Sweep) -> None:
@@ -117,9 +123,13 @@ class _Recorder:
                                 attrs=attrs)
         else:
             metrics = TrialMetrics.model_validate_json(res["metrics_json"])
+            searched = json.loads(trial.config.get("searched", "{}"))
             record.add_finished(study, state=TrialState.COMPLETE, config=config,
                                 out_dir=res["out_dir"], metrics=metrics,
-                                values=objective_values(metrics, self.objectives), attrs=attrs)
+                                values=objective_values(metrics, self.objectives), attrs=attrs,
+                                params={k: v for k, (v, _) in searched.items()},
+                                distributions={k: json_to_distribution(d)
+                                               for k, (_, d) in searched.items()})
         done.add(trial.trial_id)
 
 

@@ -72,6 +72,7 @@ def test_ray_sweep_across_two_nodes(cluster: str, tmp_path: Path) -> None:
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(complete) == 4
     assert len({t.user_attrs["ray_trial_id"] for t in complete}) == 4
+    assert all("method" in t.params for t in complete)  # searched parameters recorded
     # one CPU per node and two trials at once: the trials ran on both nodes of the cluster
     assert len({record.read(t)["ray_node_id"] for t in complete}) == 2
     trials = pd.read_csv(tmp_path / "out" / "raytiny" / "report" / "trials.csv")

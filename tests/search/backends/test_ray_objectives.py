@@ -40,3 +40,24 @@ def test_recorder_writes_values_in_objective_order(tmp_path: Path) -> None:
     _Recorder(sw).record(trial, failed=False)
     (t,) = load_study(sw.storage, sw.study).trials
     assert t.values == [50.0, 7.5, 41.0] and t.user_attrs[RAY_ID] == "t1"
+
+
+def test_searched_parameters_reach_the_study(tmp_path: Path) -> None:
+    """The define-by-run space sends the searched parameters with the config, and the
+    recorder stores them with their distributions, as the Optuna backend does (parameter
+    importances need them)."""
+    from nas_prune.search.backends.ray_backend import DefineByRun
+
+    sw = load_sweep(_sweep(tmp_path))
+    drawn = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3)).ask()
+    config = DefineByRun(sw)(drawn)
+    assert drawn.params  # the space searched something
+    create_study(sw.storage, sw.study, optuna.samplers.RandomSampler(), sw.objectives)
+    metrics = TrialMetrics(**BASE, params_nonzero=9, return_mean=50.0, latency_us=7.5,
+                           return_noise=41.0)
+    trial = SimpleNamespace(trial_id="t2", config=config, last_result={
+        "metrics_json": metrics.model_dump_json(exclude_unset=True), "out_dir": "/x"})
+    _Recorder(sw).record(trial, failed=False)
+    (t,) = load_study(sw.storage, sw.study).trials
+    assert t.params == drawn.params
+    assert t.distributions == drawn.distributions
