@@ -86,6 +86,10 @@ def dense_points(df: pd.DataFrame) -> pd.DataFrame:
     done = complete(df)
     if done.empty or "params_dense" not in done:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
+    # trials trained from scratch (during / sparse) have no dense agent: NaN figures
+    done = done[np.isfinite(pd.to_numeric(done["dense_return_mean"], errors="coerce"))]
+    if done.empty:
+        return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
     g = done.groupby(["hidden", "seed"], as_index=False).first()
     out = pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
                         g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})

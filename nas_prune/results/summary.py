@@ -2,6 +2,7 @@
 dense references, hypervolumes. The one place ``report`` and ``best`` get their figures."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,9 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True,
     dense = dense_points(df)
     if info.get("max_return") is None:
         tops = [*dense["return_mean"].tolist(), *front[ret_col].tolist(), 1.0]
+        tops = [x for x in tops if math.isfinite(float(x))]
         info["max_return"] = max(float(x) for x in tops)
-    info.update(size_refs([done, base_df], objectives))
+    info.update(size_refs([done, front, base_df], objectives))
     base_front = base_df if base_df.empty else front_of(
         base_df, ret_col if ret_col in base_df else "return_mean", objectives=objectives,
         columns=objective_columns(objectives, base_df))

@@ -59,7 +59,7 @@ def _atari(gym_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -
     score. ``env.kwargs`` go to the ALE env (``repeat_action_probability``, ...)."""
     from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-    env = gym.make(gym_id, max_episode_steps=max_episode_steps, **{"frameskip": 1, **kwargs})
+    env = gym.make(gym_id, **{"frameskip": 1, **kwargs})
     try:
         env = AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84,
                                  grayscale_obs=True)
@@ -67,7 +67,9 @@ def _atari(gym_id: str, kwargs: dict[str, Any], max_episode_steps: int | None) -
         env.close()
         raise ValueError(f"env.id: {gym_id} needs opencv; install it with pip install -e "
                          f"'.[games]'") from None
-    return FrameStackObservation(env, 4)
+    env = FrameStackObservation(env, 4)
+    # env.max_episode_steps counts agent steps (4 frames each), as for every other env
+    return env if max_episode_steps is None else TimeLimit(env, max_episode_steps)
 
 
 # How an id of these namespaces is made, when not plainly: Atari's preprocessing.

@@ -56,6 +56,8 @@ def build_agent(cfg: TrialConfig, seed: int) -> Agent:
 def dense_key(cfg: TrialConfig) -> str:
     """What determines the dense agent: env, agent (name, width, hyper, budget), seed."""
     agent = cfg.agent.model_dump(mode="json")
+    if not agent["hyper"].get("ortho_init", True):  # added later: off keeps old keys
+        agent["hyper"].pop("ortho_init")
     if agent["network"] == "mlp":  # the keys MLP agents had before CNNs existed: caches stay
         for key in ("network", "channels", "kernels", "strides"):
             agent.pop(key)

@@ -14,7 +14,9 @@ __all__ = ["TrialMetrics"]
 class TrialMetrics(BaseModel):
     """Every figure of one trial. Unknown keys are refused (a metric has one name)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN (a from-scratch trial has no dense return) round-trips through JSON as NaN, not
+    # null: the Ray backend sends metrics as JSON
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
     # what was run: known before the trial prunes anything
     env_id: str

@@ -180,7 +180,8 @@ def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Pat
         trained = train_pruned(agent, run)
     except EarlyStop as stop:
         partial = _partial(stop, agent, 0, clock)
-        partial["trial_env_steps"] = env_steps_taken() - steps_at_start
+        partial.update(trial_env_steps=env_steps_taken() - steps_at_start,
+                       train_env_steps=agent.env_steps, finetune_env_steps=0)
         raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
     return _finish(cfg, agent, method, base, clock, out=out, teacher=None, states=states,
                    steps={

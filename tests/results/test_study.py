@@ -28,3 +28,19 @@ def test_attrs_set_beside_the_metrics_win() -> None:
     t = create_trial(values=[0.0, 1.0], user_attrs={METRICS_ATTR: {"fail_reason": "a"},
                                                     "fail_reason": "b"})
     assert trial_attrs(t)["fail_reason"] == "b"
+
+
+def test_dense_points_skip_trials_without_a_dense_agent() -> None:
+    """Trials trained from scratch (during / sparse) record NaN dense figures: they are no
+    dense reference point."""
+    import pandas as pd
+
+    from nas_prune.results.study import dense_points
+
+    df = pd.DataFrame({
+        "state": ["COMPLETE"] * 3, "hidden": ["[8]", "[8]", "[16]"], "seed": [0, 0, 0],
+        "params_dense": [50, 50, 100], "dense_return_mean": [float("nan"), 9.0, float("nan")],
+        "params_nonzero": [5, 6, 7], "return_mean": [1.0, 2.0, 3.0]})
+    points = dense_points(df)
+    assert points["return_mean"].tolist() == [9.0] and points["params_nonzero"].tolist() == [50]
+    assert dense_points(df.iloc[[0, 2]]).empty

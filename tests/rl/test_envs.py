@@ -331,3 +331,14 @@ def test_episode_seeds_are_reproducible_and_streams_disjoint() -> None:
     assert not set(a) & set(episode_seeds(0, 50, stream=1))  # final vs selection seeds
     assert not set(a) & set(episode_seeds(1, 50))
     assert episode_seeds(0, 0) == []
+
+
+def test_atari_time_limit_counts_agent_steps() -> None:
+    """env.max_episode_steps counts agent steps (4 frames each) for ALE ids, as for any env."""
+    pytest.importorskip("ale_py")
+    pytest.importorskip("cv2")
+    env = make_env("ALE/Breakout-v5", max_episode_steps=5)
+    env.reset(seed=0)
+    flags = [env.step(0)[2:4] for _ in range(5)]
+    env.close()
+    assert flags[-1] == (False, True) and not any(any(f) for f in flags[:-1])

@@ -207,3 +207,25 @@ def test_dense_evaluation_without_cache_always_evaluates(
     dense_evaluation(ckpt, net, head, seed=3, cache_dir=tmp_path)
     assert calls == [5, 5, 5]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
+    """A release that adds an option (agent.network & co, PPO's ortho_init) keeps the keys
+    of dense agents cached before it while the option is off: the key is the hash the
+    earlier release computed, over the fields it had."""
+    import hashlib
+
+    from nas_prune.trial.dense_cache import dense_key
+
+    cfg = parse(TrialConfig, {"agent": {"name": agent}})
+    a = cfg.agent.model_dump(mode="json")
+    for key in ("network", "channels", "kernels", "strides"):
+        a.pop(key)
+    a["hyper"].pop("ortho_init", None)
+    old = json.dumps({"env": cfg.env.model_dump(mode="json"), "agent": a, "seed": cfg.seed},
+                     sort_keys=True).encode()
+    assert dense_key(cfg) == hashlib.sha256(old).hexdigest()[:16]
+    if agent == "ppo":  # switched on, it is a different dense agent
+        on = parse(TrialConfig, {"agent": {"name": "ppo", "hyper": {"ortho_init": True}}})
+        assert dense_key(on) != dense_key(cfg)

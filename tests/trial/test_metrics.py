@@ -42,3 +42,15 @@ def test_json_round_trip_is_exact() -> None:
     m = TrialMetrics(**BASE, returns=[1.0, 2.5], return_mean=1.75, rung_points=[[3.0, 1.0]])
     back = TrialMetrics.model_validate_json(json.dumps(m.as_dict()))
     assert back == m and back.as_dict() == m.as_dict()
+
+
+def test_nan_dense_figures_survive_json() -> None:
+    """A trial trained from scratch has NaN dense figures; the Ray backend sends metrics as
+    JSON, which must bring them back (null would fail validation)."""
+    import math
+
+    nan = float("nan")
+    m = TrialMetrics(**{**BASE, "dense_return_mean": nan, "dense_return_std": nan,
+                        "dense_return_iqm": nan}, return_mean=1.0, params_nonzero=3)
+    back = TrialMetrics.model_validate_json(m.model_dump_json(exclude_unset=True))
+    assert math.isnan(back.dense_return_mean) and back.return_mean == 1.0

@@ -234,4 +234,5 @@ def _ortho_init(net: torch.nn.Module, out_gain: float) -> None:
     for i, layer in enumerate(layers):
         torch.nn.init.orthogonal_(layer.weight, gain=out_gain if i == len(layers) - 1
                                   else float(np.sqrt(2)))
-        torch.nn.init.zeros_(layer.bias)
+        if layer.bias is not None:
+            torch.nn.init.zeros_(layer.bias)
