@@ -9,7 +9,7 @@ from typing import Callable
 from nas_prune.config.trial import PruningConfig, SnapshotConfig
 from nas_prune.pruning.base import PruneContext, PruningMethod
 from nas_prune.rl.agents.base import Agent, Progress
-from nas_prune.rl.networks import MLP, PrunableNet
+from nas_prune.rl.networks import PrunableNet
 from nas_prune.trial.finetune import SnapshotKeeper, finetune, selection_eval
 
 __all__ = ["ScheduleRun", "cubic_progress", "run_schedule"]
@@ -28,7 +28,7 @@ class ScheduleRun:
     method: PruningMethod
     plan: list[float]
     cfg: PruningConfig
-    teacher: MLP
+    teacher: PrunableNet
     ctx: PruneContext
     snapshot: SnapshotConfig
     seed: int

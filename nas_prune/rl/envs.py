@@ -185,9 +185,8 @@ def make_vec_env(env_id: str, num_envs: int, kwargs: dict[str, Any] | None = Non
     kwargs = dict(kwargs or {})
     with _env_errors(env_id):
         target = _resolve(env_id)
-        native = (isinstance(target, str) and gym.spec(target).vector_entry_point is not None
-                  and target.split("/", 1)[0] not in PREPROCESS)
-        if native:
+        if (isinstance(target, str) and gym.spec(target).vector_entry_point is not None
+                and target.split("/", 1)[0] not in PREPROCESS):
             if max_episode_steps is not None:
                 kwargs["max_episode_steps"] = max_episode_steps
             vec = gym.make_vec(target, num_envs=num_envs,

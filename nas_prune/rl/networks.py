@@ -120,6 +120,8 @@ class PrunableNet(nn.Module):
     weights, and ``apply_masks`` re-zeroes them after every optimizer step.
     """
 
+    activation: str  # a registered activation name (``activations``), between layers
+
     def prunable_layers(self) -> list[PrunableLayer]:
         """Every weight layer, input first (the output layer last)."""
         raise NotImplementedError

@@ -105,8 +105,9 @@ def _build_cnn(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: 
         raise CheckpointError(f"checkpoint: {weights.parent / POLICY_SPEC} needs image (3 "
                               f"positive ints), channels, kernels, strides, hidden, outputs "
                               f"and channels_last")
-    args = ([int(x) for x in spec["image"]], spec["channels"], spec["kernels"], spec["strides"],
-            spec["hidden"], spec["outputs"], str(spec["activation"]), spec["channels_last"])
+    c, h, w = (int(x) for x in spec["image"])
+    args = ((c, h, w), spec["channels"], spec["kernels"], spec["strides"], spec["hidden"],
+            spec["outputs"], str(spec["activation"]), spec["channels_last"])
     try:
         # built on the meta device first: a crafted spec allocates nothing before its
         # shapes are checked against the tensors

@@ -16,7 +16,7 @@ from nas_prune.config.trial import TrialConfig
 from nas_prune.rl.agents import Agent, AgentSpec, agents
 from nas_prune.rl.evaluation import EnvSpec, EvalResult, evaluate
 from nas_prune.rl.heads import Head
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 from nas_prune.trial.artifacts import load_tensors, save_tensors
 from nas_prune.trial.finetune import SnapshotKeeper
 
@@ -83,7 +83,7 @@ def obtain_dense(cfg: TrialConfig, cache_dir: Path | None = None) -> Dense:
         return _train_timed(cfg, path)
 
 
-def dense_evaluation(cfg: TrialConfig, net: MLP, head: Head, *, seed: int,
+def dense_evaluation(cfg: TrialConfig, net: PrunableNet, head: Head, *, seed: int,
                      cache_dir: Path | None) -> EvalResult:
     """The dense policy's final-protocol evaluation (``cfg.eval.episodes`` on ``seed``).
 

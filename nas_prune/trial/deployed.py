@@ -10,14 +10,15 @@ from typing import Any
 import torch
 
 from nas_prune.config.trial import EvalConfig
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["LATENCY_REPEATS", "LATENCY_WARMUP", "deploy_metrics", "latency_metrics"]
 
 LATENCY_REPEATS, LATENCY_WARMUP = 200, 50  # batch-1 forwards: timed, then untimed first
 
 
-def deploy_metrics(policy: MLP, settings: EvalConfig, states: torch.Tensor) -> dict[str, Any]:
+def deploy_metrics(policy: PrunableNet, settings: EvalConfig,
+                   states: torch.Tensor) -> dict[str, Any]:
     """``bytes`` (and ``bytes_format``) of the file the trial deploys, and its latency when
     ``settings.latency``.
 
@@ -40,7 +41,7 @@ def deploy_metrics(policy: MLP, settings: EvalConfig, states: torch.Tensor) -> d
     return out
 
 
-def latency_metrics(policy: MLP) -> dict[str, Any]:
+def latency_metrics(policy: PrunableNet) -> dict[str, Any]:
     """``latency_us`` (median), ``latency_iqr_us`` and ``latency_method`` of batch-1
     forwards, one thread, through onnxruntime when installed, else torch."""
     from nas_prune.deploy.latency import measure_latency

@@ -13,7 +13,7 @@ from nas_prune.rl.agents.base import Agent, Penalty, Progress
 from nas_prune.rl.envs import make_vec_env
 from nas_prune.rl.evaluation import EvalResult, evaluate
 from nas_prune.rl.heads import act
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 from nas_prune.rl.optim.flatnet import FastNet, FlatTrainer, fast_net
 
 __all__ = ["DISTILL_BUFFER", "DISTILL_ENVS", "DISTILL_EPS", "DISTILL_ROLLOUT", "SnapshotKeeper",
@@ -47,12 +47,12 @@ class SnapshotKeeper:
             self.best = (res.mean, copy.deepcopy(self.get_state()))
 
 
-def selection_eval(net: MLP, agent: Agent, episodes: int, seed: int) -> EvalResult:
+def selection_eval(net: PrunableNet, agent: Agent, episodes: int, seed: int) -> EvalResult:
     """Evaluate on the selection stream, disjoint from the final evaluation's seeds."""
     return evaluate(net, agent.head, agent.spec.env, episodes=episodes, seed=seed, stream=1)
 
 
-def finetune(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
+def finetune(agent: Agent, teacher: PrunableNet, cfg: FinetuneConfig, steps: int, *,
              penalty: Penalty | None = None, progress: Progress | None = None,
              seed: int = 0) -> None:
     """Fine-tune ``agent.policy`` for ``steps`` env steps, masks held."""
@@ -64,7 +64,7 @@ def finetune(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
         distill(agent, teacher, cfg, steps, penalty=penalty, progress=progress, seed=seed)
 
 
-def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
+def distill(agent: Agent, teacher: PrunableNet, cfg: FinetuneConfig, steps: int, *,
             penalty: Penalty | None, progress: Progress | None, seed: int) -> None:
     """Policy distillation (PoPS, Livne & Cohen 2020): the student collects states with its
     own policy, the teacher labels them, the student minimises the agent's distillation
@@ -94,7 +94,7 @@ def distill(agent: Agent, teacher: MLP, cfg: FinetuneConfig, steps: int, *,
         vec.close()
 
 
-def _student_step(vec: object, student: MLP, agent: Agent, obs: np.ndarray,
+def _student_step(vec: object, student: PrunableNet, agent: Agent, obs: np.ndarray,
                   rng: np.random.Generator) -> np.ndarray:
     action, _ = act(student, agent.head, obs)
     if agent.head.kind != "gaussian":

@@ -7,7 +7,7 @@ import torch
 
 from nas_prune.rl.evaluation import EnvSpec, EvalResult, evaluate_fn
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["NOISE_SALT", "noisy_evaluate", "observation_scale"]
 
@@ -24,7 +24,7 @@ def observation_scale(states: torch.Tensor) -> np.ndarray:
     return states.double().std(dim=0, unbiased=False).numpy()
 
 
-def noisy_evaluate(net: MLP, head: Head, env: EnvSpec, *, episodes: int, seed: int,
+def noisy_evaluate(net: PrunableNet, head: Head, env: EnvSpec, *, episodes: int, seed: int,
                    noise_std: float, scale: np.ndarray) -> EvalResult:
     """``evaluate`` on the same episode seeds, acting on ``obs + N(0, (noise_std*scale)^2)``.
 

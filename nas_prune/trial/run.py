@@ -25,7 +25,7 @@ from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.rl.envs import env_steps_taken
 from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
-from nas_prune.rl.networks import MLP, PrunableNet, weights_hash
+from nas_prune.rl.networks import PrunableNet, weights_hash
 from nas_prune.rl.optim.flatnet import gradient_steps_taken
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
@@ -46,7 +46,7 @@ class TrialResult:
 
     config: TrialConfig
     metrics: TrialMetrics
-    policy: MLP
+    policy: PrunableNet
     head: Head
 
 
@@ -265,7 +265,7 @@ def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, clock: _Clock) -> 
     return part
 
 
-def _final_metrics(policy: MLP, final: EvalResult, dense_size: int) -> dict[str, Any]:
+def _final_metrics(policy: PrunableNet, final: EvalResult, dense_size: int) -> dict[str, Any]:
     c = count(policy)
     return {"hidden_pruned": policy.hidden, "params": c.params,
             "params_nonzero": c.params_nonzero, "sparsity": 1.0 - c.params_nonzero / dense_size,
@@ -290,19 +290,19 @@ def _noise_metrics(cfg: TrialConfig, policy: PrunableNet, teacher: PrunableNet |
     return {"return_noise": runs[0].mean, "return_noise_std": runs[0].std, **dense}
 
 
-def _dense_selection(cfg: TrialConfig, teacher: MLP, agent: Agent) -> float:
+def _dense_selection(cfg: TrialConfig, teacher: PrunableNet, agent: Agent) -> float:
     if cfg.pruning.schedule != "iterative":
         return 0.0
     return selection_eval(teacher, agent, cfg.agent.snapshot.episodes, cfg.seed + 2).mean
 
 
-def _visited_states(net: MLP, agent: Agent, seed: int) -> torch.Tensor:
+def _visited_states(net: PrunableNet, agent: Agent, seed: int) -> torch.Tensor:
     states = visited_states(lambda obs: act(net, agent.head, obs), agent.spec.env, seed=seed,
                             envs=STATE_ENVS, steps=STATE_STEPS)
     return torch.from_numpy(states)
 
 
-def write_trial(out: Path, cfg: TrialConfig, policy: MLP, head: Head,
+def write_trial(out: Path, cfg: TrialConfig, policy: PrunableNet, head: Head,
                 metrics: TrialMetrics) -> TrialMetrics:
     """Write policy.safetensors + policy.json, the resolved config.yaml and metrics.json.
 

@@ -70,7 +70,7 @@ class Agent:
         check_spaces(env.observation_space, env.action_space)
 
     @property
-    def policy(self) -> MLP:
+    def policy(self) -> PrunableNet:
         """The network acting needs (DQN: Q-network; PPO: actor)."""
         raise NotImplementedError
 
@@ -86,7 +86,7 @@ class Agent:
     def close(self) -> None:
         """Release the agent's envs."""
 
-    def set_policy(self, net: MLP) -> None:
+    def set_policy(self, net: PrunableNet) -> None:
         """Replace the policy (after surgery or a snapshot restore); resets its optimizer."""
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ from nas_prune.rl.agents.base import (
 )
 from nas_prune.rl.envs import act_dim, make_env, obs_dim
 from nas_prune.rl.heads import Head
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 from nas_prune.rl.optim.flatnet import FlatTrainer, fast_net
 from nas_prune.rl.optim.losses import cross_entropy_grad, huber_q_grad
 
@@ -103,14 +103,14 @@ class DQNAgent(Agent):
         self._finetuning = False
 
     @property
-    def policy(self) -> MLP:
+    def policy(self) -> PrunableNet:
         return self.q
 
     @property
     def head(self) -> Head:
         return Head("q")
 
-    def set_policy(self, net: MLP) -> None:
+    def set_policy(self, net: PrunableNet) -> None:
         self.q = net
         self.trainer = FlatTrainer([net], lr=self.hp.lr, max_grad_norm=self.hp.max_grad_norm)
         self.fq = self.trainer[net]

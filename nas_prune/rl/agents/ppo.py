@@ -17,7 +17,7 @@ from nas_prune.rl.agents.base import (
 )
 from nas_prune.rl.envs import act_dim, make_vec_env, obs_dim
 from nas_prune.rl.heads import Head
-from nas_prune.rl.networks import MLP
+from nas_prune.rl.networks import PrunableNet
 from nas_prune.rl.optim.flatnet import FlatTrainer
 from nas_prune.rl.optim.losses import (
     LOG_2PI,
@@ -88,14 +88,14 @@ class PPOAgent(Agent):
         self.vec.close()
 
     @property
-    def policy(self) -> MLP:
+    def policy(self) -> PrunableNet:
         return self.actor
 
     @property
     def head(self) -> Head:
         return self._head
 
-    def set_policy(self, net: MLP) -> None:
+    def set_policy(self, net: PrunableNet) -> None:
         self.actor = net
         self.trainer = FlatTrainer([net, self.critic], [self.log_std] if self.continuous else [],
                                    lr=self.hp.lr, eps=1e-5, max_grad_norm=self.hp.max_grad_norm)

@@ -25,7 +25,7 @@ __all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "Train
 
 Tensor = torch.Tensor
 # a regulariser on a net added to a training loss (None: none); PruningMethod.penalty is one
-Penalty = Callable[[MLP], "Tensor | None"]
+Penalty = Callable[[PrunableNet], "Tensor | None"]
 
 _steps = [0]  # optimizer steps taken in this process by every FlatTrainer
 
@@ -209,7 +209,7 @@ class FlatTrainer:
         ValueError: a net's activation is not in ``nas_prune.rl.networks.activations``.
     """
 
-    def __init__(self, nets: Sequence[MLP], extra: Sequence[nn.Parameter] = (), *,
+    def __init__(self, nets: Sequence[PrunableNet], extra: Sequence[nn.Parameter] = (), *,
                  lr: float, eps: float = 1e-8, max_grad_norm: float | None = None) -> None:
         for net in nets:  # refuse an unknown activation before moving any storage
             activations.get(net.activation)
@@ -241,7 +241,7 @@ class FlatTrainer:
     def __getitem__(self, net: PrunableNet) -> FastNet:
         return self.mlps[id(net)]
 
-    def step(self, grads: Mapping[MLP, Tensor | np.ndarray], *, what: str,
+    def step(self, grads: Mapping[PrunableNet, Tensor | np.ndarray], *, what: str,
              extra: Mapping[nn.Parameter, Tensor | np.ndarray] | None = None,
              penalty: Penalty | None = None) -> None:
         """One update from the loss's gradients with respect to each net's recorded output
@@ -278,7 +278,7 @@ class FlatTrainer:
         if self.hook is not None:
             self.hook.after_update(self)
 
-    def _backward(self, grads: Mapping[MLP, Tensor | np.ndarray],
+    def _backward(self, grads: Mapping[PrunableNet, Tensor | np.ndarray],
                   extra: Mapping[nn.Parameter, Tensor | np.ndarray]) -> None:
         # every slice of the gradient buffer is written: backward, copy, or zero
         for net in self.nets:
