@@ -117,11 +117,23 @@ class SearchSpace(Strict):
 
     @model_validator(mode="after")
     def _known_methods(self) -> SearchSpace:
+        from nas_prune.pruning.sparse_training import DynamicSparsePruning
+
         for field in ("method", "sparse_method"):
             for name in _values(getattr(self, field)):
                 if str(name) not in methods:
                     raise ValueError(f"{field}: unknown pruning method {name!r}; allowed: "
                                      f"{', '.join(methods.names())}")
+        # SET / RigL train from scratch: they belong in sparse_method (schedule sparse); in
+        # `method` every trial that drew them would fail
+        dynamic = [str(m) for m in _values(self.method)
+                   if issubclass(methods.get(str(m)), DynamicSparsePruning)]
+        if dynamic:
+            allowed = [n for n in methods.names()
+                       if not issubclass(methods.get(n), DynamicSparsePruning)]
+            raise ValueError(f"method: {', '.join(dynamic)} train a sparse network from "
+                             f"scratch: put them in sparse_method (schedule sparse); allowed "
+                             f"in method: {', '.join(allowed)}")
         return self
 
 

@@ -1,6 +1,7 @@
 """TrialConfig: the one frozen, validated config a trial runs from (unknown keys rejected)."""
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -233,6 +234,15 @@ class EvalConfig(Strict):
     noise_std: float = Field(default=0.0, ge=0.0)
     latency: bool = False
     deploy_int8: bool = False
+
+    @field_validator("deploy_int8")
+    @classmethod
+    def _int8_needs_onnxruntime(cls, v: bool) -> bool:
+        # refused when the config loads, not after a trial's whole training
+        if v and any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxruntime")):
+            raise ValueError('eval.deploy_int8: needs onnx and onnxruntime; install them '
+                             'with pip install -e ".[deploy]"')
+        return v
 
 
 class TrialConfig(Strict):

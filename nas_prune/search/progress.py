@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 import optuna
 from optuna.trial import FrozenTrial
 
+from nas_prune.config.objectives import RETURN_LIKE
 from nas_prune.results.report.cells import fmt
 from nas_prune.results.report.insights import budget_wins
 from nas_prune.results.study import complete, front_of, trials_frame
@@ -65,7 +66,7 @@ class _Tracker:
 
 def _short(name: str, value: float) -> str:
     label = {"return_mean": "return", "params_nonzero": "params"}.get(name, name)
-    return f"{label}={value:.1f}" if name.startswith("return") or name == "latency_us" else (
+    return f"{label}={value:.1f}" if name in RETURN_LIKE or name == "latency_us" else (
         f"{label}={int(value)}")
 
 

@@ -350,3 +350,11 @@ def _suggest_with(base: TrialConfig, space: SearchSpace,
                   params: dict[str, Any]) -> tuple[TrialConfig, set[str]]:
     trial = FixedTrial(params)
     return suggest(trial, space, base), set(trial.params)
+
+
+def test_dynamic_sparse_methods_belong_in_sparse_method() -> None:
+    with pytest.raises(ConfigError, match=r"method: rigl train a sparse network from scratch: "
+                                          r"put them in sparse_method"):
+        _space(method={"choices": ["magnitude", "rigl"]})
+    # in sparse_method they are fine
+    _space(schedule={"choices": ["gradual", "sparse"]}, sparse_method={"choices": ["set", "rigl"]})

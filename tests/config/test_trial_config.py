@@ -174,3 +174,16 @@ def test_conv_layers_are_prunable_layers_of_the_plan() -> None:
 def test_bad_network_settings_name_the_field(agent: dict[str, Any], needle: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(needle)):
         TrialConfig.model_validate({"env": {"id": IMAGE_ENV}, "agent": agent})
+
+
+def test_int8_without_onnxruntime_is_refused_when_the_config_loads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    with pytest.raises(ValidationError, match=r'eval\.deploy_int8: needs onnx and onnxruntime; '
+                                              r'install them with pip install -e "\.\[deploy\]"'):
+        TrialConfig.model_validate({"eval": {"deploy_int8": True}})
+    TrialConfig.model_validate({"eval": {"deploy_int8": False}})  # off: nothing needed

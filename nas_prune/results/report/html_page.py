@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from nas_prune.config.objectives import RETURN_LIKE
 from nas_prune.results.report.cells import (
     HTML_COLUMNS,
     NOISE_HEADER,
@@ -233,9 +234,9 @@ def _projections_html(data: ReportData) -> str:
                                      hovertemplate="%{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"),
                           **at)
         fig.update_xaxes(title_text=_AXIS.get(b, b), **at,
-                         type="log" if b not in ("return_mean", "return_noise") else "linear")
+                         type="log" if b not in RETURN_LIKE else "linear")
         fig.update_yaxes(title_text=_AXIS.get(a, a), **at,
-                         type="log" if a not in ("return_mean", "return_noise") else "linear")
+                         type="log" if a not in RETURN_LIKE else "linear")
     fig.update_layout(template="plotly_white", height=400 * nrows, margin={"t": 40},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.05, "x": 0})
     plot = fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
