@@ -76,7 +76,9 @@ def test_minatar_trial_smoke(tmp_path: Path, agent: str, network: list[str], siz
     m = _json_line(res.output)
     assert m["env_id"] == "MinAtar/Breakout-v1" and m["finetune_mode"] == mode
     assert m["params_dense"] == size
-    assert m["hidden_pruned"] == ([8] if "mlp" in network else [2, 8])
+    assert m["hidden_pruned"] == [8]
+    assert m.get("channels_pruned") == (None if "mlp" in network else [2])
+    assert m.get("channels") == (None if "mlp" in network else [4])
     ev = runner.invoke(app, ["evaluate", str(out)])
     assert ev.exit_code == 0, ev.output
     assert json.loads(ev.output)["returns"] == m["returns"]
@@ -99,7 +101,7 @@ def test_atari_trial_smoke(tmp_path: Path) -> None:
     res = runner.invoke(app, ["trial", str(cfg), "--out", str(out)])
     assert res.exit_code == 0, res.output
     m = _json_line(res.output)
-    assert m["hidden_pruned"] == [16, 32, 32, 16]  # nature's 32, 64, 64 channels, then 32
+    assert (m["channels_pruned"], m["hidden_pruned"]) == ([16, 32, 32], [16])  # of 32,64,64; 32
     assert json.loads((out / "policy.json").read_text())["image"] == [4, 84, 84]
     ev = runner.invoke(app, ["evaluate", str(out)])
     assert ev.exit_code == 0, ev.output
@@ -209,6 +211,6 @@ def test_minatar_cnn_trains_sparse_from_scratch(tmp_path: Path, agent: str, sche
     assert (m["schedule"], m["dense_env_steps"], m["train_env_steps"]) == (schedule, 0, train)
     assert m["env_steps"] == m["train_env_steps"] + m["finetune_env_steps"]
     if method == "importance":
-        assert m["hidden_pruned"] == [1, 3]
+        assert (m["channels_pruned"], m["hidden_pruned"]) == ([1], [3])
     else:
         assert m["layer_sparsity"] == pytest.approx([0.8, 0.8, 0.8], abs=0.01)

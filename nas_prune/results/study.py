@@ -82,7 +82,7 @@ def front_of(df: pd.DataFrame, ret_col: str = "return_mean", *,
 
 
 def dense_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Dense reference points: one per (hidden, seed) among completed trials."""
+    """Dense reference points: one per (channels, hidden, seed) among completed trials."""
     done = complete(df)
     if done.empty or "params_dense" not in done:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
@@ -90,7 +90,9 @@ def dense_points(df: pd.DataFrame) -> pd.DataFrame:
     done = done[np.isfinite(pd.to_numeric(done["dense_return_mean"], errors="coerce"))]
     if done.empty:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
-    g = done.groupby(["hidden", "seed"], as_index=False).first()
+    # one dense agent per architecture and seed (a CNN's conv channels are part of it)
+    keys = ["channels", "hidden", "seed"] if "channels" in done else ["hidden", "seed"]
+    g = done.groupby(keys, as_index=False, dropna=False).first()
     out = pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
                         g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
     if "dense_return_noise" in g:  # eval.noise_std > 0: the dense policy under noise

@@ -35,8 +35,10 @@ class TrialMetrics(BaseModel):
     seed: int
     eval_seed: int
     dense_wall_s: float
+    channels: list[int] | None = None  # a CNN's conv channels (dense)
     # the pruned, fine-tuned, evaluated policy (a finished trial)
-    hidden_pruned: list[int] | None = None
+    hidden_pruned: list[int] | None = None  # a CNN's: its dense part
+    channels_pruned: list[int] | None = None  # a CNN's conv channels after pruning
     params: int | None = None
     params_nonzero: int | None = None
     sparsity: float | None = None

@@ -22,6 +22,7 @@ from nas_prune.pruning.sparse_training import distribute
 from nas_prune.pruning.surgery import shrink
 from nas_prune.pruning.training_schedule import TrainingRun, train_pruned
 from nas_prune.rl.agents.base import Agent, Progress
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.envs import env_steps_taken
 from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
@@ -155,7 +156,8 @@ def _base(cfg: TrialConfig, plan: list[float], params_dense: int,
     return {"env_id": cfg.env.id, "agent": cfg.agent.name, "method": cfg.pruning.method,
             "schedule": cfg.pruning.schedule, "finetune_mode": cfg.pruning.finetune.mode,
             "hidden": list(cfg.agent.hidden or []), "layer_sparsity_plan": plan,
-            "params_dense": params_dense, "seed": cfg.seed, "eval_seed": eval_seed}
+            "params_dense": params_dense, "seed": cfg.seed, "eval_seed": eval_seed,
+            **({"channels": list(cfg.agent.channels or [])} if cfg.agent.convs else {})}
 
 
 def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Path | None,
@@ -267,7 +269,10 @@ def _partial(stop: EarlyStop, agent: Agent, dense_steps: int, clock: _Clock) -> 
 
 def _final_metrics(policy: PrunableNet, final: EvalResult, dense_size: int) -> dict[str, Any]:
     c = count(policy)
-    return {"hidden_pruned": policy.hidden, "params": c.params,
+    widths: dict[str, Any] = {"hidden_pruned": policy.hidden}
+    if isinstance(policy, CNN):  # its conv channels and its dense part, apart
+        widths = {"hidden_pruned": policy.hidden_sizes, "channels_pruned": policy.channels}
+    return {**widths, "params": c.params,
             "params_nonzero": c.params_nonzero, "sparsity": 1.0 - c.params_nonzero / dense_size,
             "macs": c.macs, "macs_nonzero": c.macs_nonzero, "return_mean": final.mean,
             "return_std": final.std, "return_iqm": final.iqm, "returns": final.returns,

@@ -44,3 +44,16 @@ def test_dense_points_skip_trials_without_a_dense_agent() -> None:
     points = dense_points(df)
     assert points["return_mean"].tolist() == [9.0] and points["params_nonzero"].tolist() == [50]
     assert dense_points(df.iloc[[0, 2]]).empty
+
+
+def test_dense_points_keep_cnn_torsos_apart() -> None:
+    import pandas as pd
+
+    from nas_prune.results.study import dense_points
+
+    df = pd.DataFrame({
+        "state": ["COMPLETE"] * 3, "hidden": ["128", "128", "128"], "seed": [0, 0, 0],
+        "channels": ["16", "8", "16"], "params_dense": [900, 500, 900],
+        "dense_return_mean": [5.0, 4.0, 5.0], "params_nonzero": [5, 6, 7],
+        "return_mean": [1.0, 2.0, 3.0]})
+    assert sorted(dense_points(df)["params_nonzero"].tolist()) == [500, 900]

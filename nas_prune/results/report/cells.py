@@ -95,9 +95,14 @@ def cell(row: Row, key: str) -> str:
         return f"{fmt(row.get('return_mean'))} ± {fmt(row.get('return_std'))}"
     if key == "reeval_ci":
         return interval(row)
-    if key == "widths":  # dense widths -> widths left after pruning
+    if key == "widths":  # dense widths -> widths left after pruning (a CNN: conv | dense)
+        def both(channels: Any, hidden: Any) -> str:
+            c = as_text(channels)
+            return as_text(hidden) if c == MISSING else f"{c} | {as_text(hidden)}"
         pruned = as_text(row.get("hidden_pruned"))
-        return as_text(row.get("hidden")) + ("" if pruned == MISSING else f" → {pruned}")
+        return both(row.get("channels"), row.get("hidden")) + (
+            "" if pruned == MISSING else
+            f" → {both(row.get('channels_pruned'), row.get('hidden_pruned'))}")
     if key == "latency":  # the report's re-measured median where it has one
         again = as_float(row.get("latency_remeasured_us"))
         us = again if math.isfinite(again) else as_float(row.get("latency_us"))

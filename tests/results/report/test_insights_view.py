@@ -86,3 +86,12 @@ def test_page_and_terminal_show_the_panels_and_the_front_widths() -> None:
     plain = dataclasses.replace(data, insights=None)
     assert 'id="budgets"' not in html_report(plain)
     assert "reuse the knee point:" not in terminal_table(plain)
+
+
+def test_widths_cell_shows_a_cnns_channels_apart() -> None:
+    from nas_prune.results.report.cells import cell
+
+    mlp = {"hidden": "64,64", "hidden_pruned": "9,5"}
+    cnn = {"channels": "16", "hidden": "128", "channels_pruned": "1", "hidden_pruned": "3"}
+    assert cell(mlp, "widths") == "64,64 → 9,5"
+    assert cell(cnn, "widths") == "16 | 128 → 1 | 3"
