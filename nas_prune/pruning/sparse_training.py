@@ -24,17 +24,20 @@ __all__ = ["DISTRIBUTIONS", "DynamicParams", "DynamicSparsity", "DynamicSparsePr
 DISTRIBUTIONS = ("uniform", "erk")
 
 
-def erk_sparsities(shapes: Sequence[tuple[int, int]], sparsity: float) -> list[float]:
+def erk_sparsities(shapes: Sequence[tuple[int, ...]], sparsity: float) -> list[float]:
     """Per-layer sparsities of the Erdős–Rényi-kernel distribution (Evci et al. 2020, as
-    used by Graesser et al. 2022) for weight matrices of shape (n_out, n_in).
+    used by Graesser et al. 2022) for weights of these shapes: (n_out, n_in) matrices, or
+    (C_out, C_in, k_h, k_w) conv kernels.
 
-    A layer's density is proportional to (n_in + n_out) / (n_in * n_out): small layers
-    (the input and output layers of an RL policy) stay denser. A layer whose density would
-    exceed 1 is kept dense and the rest is rescaled, so the weights kept add up to
-    (1 - sparsity) of all weights, as with ``uniform``.
+    A layer's density is proportional to the sum of its dimensions over their product:
+    (n_in + n_out) / (n_in * n_out) for a matrix, (C_in + C_out + k_h + k_w) /
+    (C_in * C_out * k_h * k_w) for a kernel. Small layers (the input and output layers of an
+    RL policy) stay denser. A layer whose density would exceed 1 is kept dense and the rest
+    is rescaled, so the weights kept add up to (1 - sparsity) of all weights, as with
+    ``uniform``.
     """
-    sizes = [n_out * n_in for n_out, n_in in shapes]
-    raw = [(n_out + n_in) / (n_out * n_in) for n_out, n_in in shapes]
+    sizes = [math.prod(shape) for shape in shapes]
+    raw = [sum(shape) / math.prod(shape) for shape in shapes]
     dense: set[int] = set()
     budget = (1.0 - sparsity) * sum(sizes)
     while True:
@@ -54,7 +57,7 @@ def distribute(net: PrunableNet, sparsity: float,
     layers = plan_layers(net, structured=False)
     if distribution == "uniform":
         return [sparsity] * len(layers)
-    shapes = [(int(layer.weight.shape[0]), int(layer.weight[0].numel())) for layer in layers]
+    shapes = [tuple(int(n) for n in layer.weight.shape) for layer in layers]
     return erk_sparsities(shapes, sparsity)
 
 

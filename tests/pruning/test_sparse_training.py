@@ -226,3 +226,17 @@ def test_topology_updates_on_a_cnn(name: str) -> None:
             assert int((layer.weight[layer.mask == 0] != 0).sum()) == 0  # type: ignore[index]
     assert hook.updates == 8
     assert any(not torch.equal(a, b) for a, b in zip(first, _masks(net)))  # type: ignore[arg-type]
+
+
+def test_erk_on_conv_kernels_uses_every_dimension() -> None:
+    """Evci et al.'s ERK for a conv kernel: density ∝ (C_in + C_out + k_h + k_w) /
+    (C_in C_out k_h k_w); for a matrix, (n_in + n_out) / (n_in n_out)."""
+    shapes = [(16, 4, 3, 3), (128, 1024), (3, 128)]
+    s = erk_sparsities(shapes, 0.9)
+    sizes = [16 * 4 * 9, 128 * 1024, 3 * 128]
+    raw = [(16 + 4 + 3 + 3) / (16 * 4 * 9), (128 + 1024) / (128 * 1024), (131) / (3 * 128)]
+    kept = [(1 - x) * n for x, n in zip(s, sizes)]
+    assert sum(kept) == pytest.approx(0.1 * sum(sizes))
+    free = [i for i in range(3) if s[i] > 0]  # layers not capped at dense
+    ratios = [(1 - s[i]) / raw[i] for i in free]
+    assert ratios == pytest.approx([ratios[0]] * len(free))
