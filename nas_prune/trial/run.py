@@ -185,6 +185,10 @@ def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Pat
         partial.update(trial_env_steps=env_steps_taken() - steps_at_start,
                        train_env_steps=agent.env_steps, finetune_env_steps=0)
         raise TrialStopped(stop, TrialMetrics(**base, **partial)) from None
+    if cfg.eval.noise_std > 0 or cfg.eval.deploy_int8:
+        # the noise scale and int8 calibration come from a trained policy's states, as for
+        # post-training trials (there: the dense policy's); here, the trained sparse one's
+        states = _visited_states(agent.policy, agent, cfg.seed)
     return _finish(cfg, agent, method, base, clock, out=out, teacher=None, states=states,
                    steps={
         "iterative_log": [], "rung_points": [], "rung_env_steps": 0,

@@ -71,3 +71,16 @@ def test_run_trial_records_return_noise_repeatably() -> None:
     off = run_trial(_cfg(0.0)).metrics.as_dict()
     assert "return_noise" not in off and "dense_return_noise" not in off
     assert off["returns"] == a.returns  # the clean evaluation is untouched by the noisy one
+
+
+def test_a_trial_trained_from_scratch_records_return_noise() -> None:
+    """No dense policy: the noise scale comes from the trained sparse policy's states, and
+    no dense_return_noise is recorded."""
+    data = copy.deepcopy(TINY_PPO)
+    data["eval"]["noise_std"] = 0.5
+    data["pruning"] = {**data.get("pruning", {}), "schedule": "sparse", "method": "random",
+                       "sparsity": 0.5, "finetune": {"steps": 0}}
+    a = run_trial(parse(TrialConfig, data)).metrics
+    b = run_trial(parse(TrialConfig, data)).metrics
+    assert a.return_noise is not None and a.dense_return_noise is None
+    assert a.return_noise == b.return_noise
