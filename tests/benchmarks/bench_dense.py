@@ -36,13 +36,19 @@ def ours(agent: str, seed: int, *, snapshot_every: int, hyper: dict | None = Non
         "agent": {"name": agent, "train_steps": STEPS[agent], "hyper": hyper or {},
                   "snapshot": {"every_steps": snapshot_every, "episodes": 20}},
         "seed": seed})
+    return train_timed(cfg, seed, episodes=100)
+
+
+def train_timed(cfg: TrialConfig, seed: int, *, episodes: int) -> Run:
+    """Train ``cfg``'s dense agent on one torch thread: (wall seconds of the training,
+    mean return of ``episodes`` greedy episodes on evaluation seeds 10,000 + seed)."""
     torch.set_num_threads(1)
     start = time.perf_counter()
     tensors = train_dense(cfg)
     wall = time.perf_counter() - start
     a = build_agent(cfg, seed)
     a.load_state_tensors(tensors)
-    res = evaluate(a.policy, a.head, env_spec(cfg), episodes=100, seed=10_000 + seed)
+    res = evaluate(a.policy, a.head, env_spec(cfg), episodes=episodes, seed=10_000 + seed)
     return wall, res.mean
 
 

@@ -23,8 +23,9 @@ from torch import nn
 
 from nas_prune.config.trial import TrialConfig
 from nas_prune.rl.envs import make_env, make_vec_env
-from nas_prune.rl.evaluation import evaluate, evaluate_fn
-from nas_prune.trial.dense_cache import build_agent, env_spec, train_dense
+from nas_prune.rl.evaluation import evaluate_fn
+from nas_prune.trial.dense_cache import env_spec
+from tests.benchmarks.bench_dense import train_timed
 
 ENV = "MinAtar/Breakout-v1"
 LIMIT = 5000  # env.max_episode_steps: MinAtar registers no time limit
@@ -48,15 +49,7 @@ def _cfg(agent: str, steps: int, seed: int) -> TrialConfig:
 
 
 def ours(agent: str, steps: int, seed: int) -> tuple[float, float]:
-    cfg = _cfg(agent, steps, seed)
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    tensors = train_dense(cfg)
-    wall = time.perf_counter() - start
-    a = build_agent(cfg, seed)
-    a.load_state_tensors(tensors)
-    res = evaluate(a.policy, a.head, env_spec(cfg), episodes=EPISODES, seed=10_000 + seed)
-    return wall, res.mean
+    return train_timed(_cfg(agent, steps, seed), seed, episodes=EPISODES)
 
 
 def sb3(agent: str, steps: int, seed: int) -> tuple[float, float]:
