@@ -119,7 +119,7 @@ def _resolve(sweep_file: Path | None, storage: str | None,
 def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
           workers: int | None, out: Path | None, report: bool = True,
           backend: str | None = None, address: str | None = None,
-          max_concurrent: int | None = None) -> int:
+          max_concurrent: int | None = None, sampler_seed: int | None = None) -> int:
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
@@ -129,7 +129,8 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
+                    sampler_seed=sampler_seed)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
     if workers is not None and workers < 1:
@@ -175,7 +176,8 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
+                    sampler_seed=sampler_seed)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
     signal.signal(signal.SIGTERM, _interrupt)  # the running trial is told FAIL, not left

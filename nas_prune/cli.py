@@ -148,6 +148,9 @@ def sweep(
                                           help="Ray: auto, HOST:PORT or ray://HOST:PORT."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent",
                                                  help="Ray: trials at once."),
+    sampler_seed: Optional[int] = typer.Option(
+        None, "--sampler-seed",
+        help="Replaces the file's sampler_seed; study <name>-seed<N> unless --study."),
 ) -> None:
     """Run (or resume) a sweep, then the baseline and the Pareto report."""
     from nas_prune import app
@@ -155,7 +158,7 @@ def sweep(
     code = guarded(lambda: app.sweep(
         sweep_file, trials=trials, storage=storage, study=study, workers=workers, out=out,
         report=not no_report, backend=backend, address=address,
-        max_concurrent=max_concurrent))
+        max_concurrent=max_concurrent, sampler_seed=sampler_seed))
     raise typer.Exit(code)
 
 
