@@ -125,12 +125,12 @@ class PPOAgent(Agent):
             self.trainer.lr = hp.lr * frac
             batch = self._rollout()
             self._update(batch, hp.clip_range * frac, penalty)
-            # after the update, so an iteration acts and learns with one set of statistics;
-            # not after the last, so the trained weights go with the statistics they saw
-            if self.actor.obs_norm is not None and r + 1 < rollouts:
-                self.actor.obs_norm.update(batch["obs"])
             if progress is not None:
                 progress(self.env_steps)
+            # after the update (and any snapshot), so an iteration acts and learns with one
+            # set of statistics; not after the last: the weights keep the ones they saw
+            if self.actor.obs_norm is not None and r + 1 < rollouts:
+                self.actor.obs_norm.update(batch["obs"])
 
     def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # numpy on a few rows: (action, its log-probability), drawn from self.rng
