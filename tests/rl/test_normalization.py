@@ -145,11 +145,12 @@ def test_ppo_updates_stats_while_training_and_freezes_them_for_finetuning() -> N
         assert {"actor.obs_norm.mean", "reward_norm.var"} <= set(state)
         agent.begin_finetune()
         frozen = {k: v.clone() for k, v in state.items() if "norm" in k}
-        weights = agent.policy.linears()[0].weight.clone()  # type: ignore[attr-defined]
+        first = agent.policy.prunable_layers()[0].weight
+        weights = first.clone()
         agent.train(512)  # a fine-tune step: weights move, statistics do not
         after = agent.state_tensors()
         assert all(torch.equal(after[k], v) for k, v in frozen.items())
-        assert not torch.equal(agent.policy.linears()[0].weight, weights)  # type: ignore[attr-defined]
+        assert not torch.equal(first, weights)
     finally:
         agent.close()
 
@@ -236,3 +237,26 @@ def test_saved_statistics_must_match_the_spec(tmp_path: Path) -> None:
     (tmp_path / "policy.json").write_text(json.dumps(spec))
     with pytest.raises(CheckpointError, match="observation statistics"):
         load_policy(tmp_path)
+
+
+def test_shrunk_cnn_keeps_the_stage_through_save_and_load(tmp_path: Path) -> None:
+    """Surgery copies the stage (the first layer keeps every input); a CNN's saved stage
+    loads back and the reloaded policy gives the same outputs."""
+    from nas_prune.pruning.surgery import shrink
+    from nas_prune.rl.cnn import CNN
+    from nas_prune.rl.heads import Head
+    from nas_prune.trial.artifacts import save_policy
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    cnn = CNN((2, 4, 4), [3], [3], [1], [5], 2)
+    attach_obs_norm(cnn, 32).update(rng.random((50, 32)) * 5)
+    cnn.set_unit_mask("convs.0", torch.tensor([True, False, True]))
+    small = shrink(cnn)
+    save_policy(tmp_path, small, Head("categorical"))
+    back, _ = load_policy(tmp_path)
+    x = torch.from_numpy(rng.random((4, 32)).astype(np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), cnn(x))
+        assert torch.equal(back(x), small(x))
+    assert back.obs_norm is not None and torch.equal(back.obs_norm.mean, cnn.obs_norm.mean)  # type: ignore[union-attr]
