@@ -22,6 +22,18 @@ class Image(torch.nn.Module):
         return x.reshape(-1, h, w, c).permute(0, 3, 1, 2) if self.last else x.reshape(-1, c, h, w)
 
 
+class Normalize(torch.nn.Module):
+    """The observation statistics (policy.json "obs_norm", if the agent normalised)."""
+
+    def __init__(self, spec, weights):
+        super().__init__()
+        self.clip, self.eps = spec["obs_norm"]["clip"], spec["obs_norm"]["eps"]
+        self.mean, self.var = weights["obs_norm.mean"], weights["obs_norm.var"]
+
+    def forward(self, x):
+        return ((x - self.mean) / torch.sqrt(self.var + self.eps)).clamp(-self.clip, self.clip)
+
+
 def linear(weights, name):
     w = weights[f"{name}.weight"]
     layer = torch.nn.Linear(w.shape[1], w.shape[0])
@@ -33,7 +45,7 @@ def load(folder):
     spec = json.load(open(f"{folder}/policy.json"))
     weights = load_file(f"{folder}/policy.safetensors")
     act = ACT[spec["activation"]]
-    layers = []
+    layers = [Normalize(spec, weights)] if "obs_norm" in spec else []
     if spec["type"] == "cnn":
         layers.append(Image(spec))
         for i, (k, s) in enumerate(zip(spec["kernels"], spec["strides"])):

@@ -125,6 +125,7 @@ class CNN(PrunableNet):
         return self.forward_units(x, keep=False)[0]
 
     def forward_units(self, x: Tensor, keep: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        x = self.normalize_input(x)
         c, h, w = self.image
         if self.channels_last:
             x = x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
@@ -147,7 +148,7 @@ class CNN(PrunableNet):
         return {"type": "cnn", "image": [c, h, w], "channels_last": self.channels_last,
                 "channels": self.channels, "kernels": self.kernels, "strides": self.strides,
                 "hidden": self.hidden_sizes, "outputs": self.outputs,
-                "activation": self.activation}
+                "activation": self.activation, **self.input_spec()}
 
     # --- the PrunableNet interface -------------------------------------------------------
     def prunable_layers(self) -> list[PrunableLayer]:

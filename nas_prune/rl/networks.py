@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_prune.rl.normalization import ObsNorm
 from nas_prune.util.registry import Registry
 
 __all__ = ["MLP", "Activation", "PrunableLayer", "PrunableNet", "Unit", "activations",
@@ -122,6 +123,20 @@ class PrunableNet(nn.Module):
 
     activation: str  # a registered activation name (``activations``), between layers
 
+    def __init__(self) -> None:
+        super().__init__()
+        # the optional input stage (observation statistics, ``rl.normalization``): not a
+        # prunable layer, applied first by every forward, saved in the state dict and spec
+        self.obs_norm: ObsNorm | None = None
+
+    def normalize_input(self, x: Tensor) -> Tensor:
+        """``x`` through the input stage (unchanged without one)."""
+        return x if self.obs_norm is None else self.obs_norm(x)
+
+    def input_spec(self) -> dict[str, object]:
+        """The input stage's part of ``spec`` (empty without one)."""
+        return {} if self.obs_norm is None else {"obs_norm": self.obs_norm.spec()}
+
     def prunable_layers(self) -> list[PrunableLayer]:
         """Every weight layer, input first (the output layer last)."""
         raise NotImplementedError
@@ -207,6 +222,7 @@ class MLP(PrunableNet):
         return self.sizes[1:-1]
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self.normalize_input(x)
         layers = self.linears()
         for layer, act in zip(layers, self.acts):
             x = act(layer(x))
@@ -251,6 +267,7 @@ class MLP(PrunableNet):
         self.apply_masks()
 
     def forward_units(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        x = self.normalize_input(x)
         layers = self.linears()
         units = {}
         for i, (layer, act) in enumerate(zip(layers, self.acts)):
@@ -268,7 +285,8 @@ class MLP(PrunableNet):
                 layer.bias.mul_(bm)
 
     def spec(self) -> dict[str, object]:
-        return {"type": "mlp", "sizes": self.sizes, "activation": self.activation}
+        return {"type": "mlp", "sizes": self.sizes, "activation": self.activation,
+                **self.input_spec()}
 
     # --- masks ---------------------------------------------------------------------------
     def effective_masks(self) -> list[tuple[Tensor, Tensor | None]]:

@@ -10,9 +10,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nas_prune.deploy.onnx import obs_size
 from nas_prune.rl.cnn import CNN
 from nas_prune.rl.heads import HEADS, Head
 from nas_prune.rl.networks import MLP, PrunableNet, activations
+from nas_prune.rl.normalization import ObsNorm, freeze_obs_norm
 from nas_prune.util.files import atomic_path
 
 __all__ = ["CheckpointError", "POLICY_SPEC", "POLICY_WEIGHTS", "load_policy", "load_tensors",
@@ -72,10 +74,15 @@ def load_policy(directory: Path, *, verify: bool = True) -> tuple[PrunableNet, H
         raise CheckpointError(f"checkpoint: {weights} does not match the SHA-256 in its spec")
     net = _build_cnn(spec, tensors, weights) if spec["type"] == "cnn" else _build_mlp(
         spec, tensors, weights)
+    if "obs_norm" in spec:
+        _attach_obs_norm(net, spec["obs_norm"], weights)
     try:
         net.load_state_dict(tensors)
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint: weights do not fit the spec ({exc})") from None
+    if net.obs_norm is not None and net.obs_norm.spec() != spec["obs_norm"]:
+        raise CheckpointError(f"checkpoint: the observation statistics in {weights} differ "
+                              f"from obs_norm in its spec")
     h = spec["head"]
     if h.get("kind") not in HEADS:
         raise CheckpointError(f"checkpoint: head.kind must be one of {', '.join(HEADS)}")
@@ -90,6 +97,18 @@ def _build_mlp(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: 
     if {k: tuple(v.shape) for k, v in tensors.items() if k.endswith("weight")} != expected:
         raise CheckpointError(f"checkpoint: weights in {weights} do not fit sizes {sizes}")
     return MLP(sizes, str(spec["activation"]))
+
+
+def _attach_obs_norm(net: PrunableNet, norm: Any, weights: Path) -> None:
+    """The saved input stage (frozen: a loaded policy's statistics never change)."""
+    numbers = ("clip", "eps", "count")
+    if not isinstance(norm, dict) or not all(
+            isinstance(norm.get(k), (int, float)) and norm[k] >= 0 for k in numbers):
+        raise CheckpointError(f"checkpoint: obs_norm in {weights.parent / POLICY_SPEC} needs "
+                              f"clip, eps and count (numbers >= 0), mean and var")
+    n_obs = obs_size(net)
+    net.obs_norm = ObsNorm(n_obs, clip=float(norm["clip"]), eps=float(norm["eps"]))
+    freeze_obs_norm(net)
 
 
 _CNN_LISTS = ("image", "channels", "kernels", "strides", "hidden")
@@ -115,7 +134,8 @@ def _build_cnn(spec: dict[str, Any], tensors: dict[str, torch.Tensor], weights: 
             shapes = {k: tuple(v.shape) for k, v in CNN(*args).state_dict().items()}
     except ValueError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
-    if {k: tuple(v.shape) for k, v in tensors.items()} != shapes:
+    if {k: tuple(v.shape) for k, v in tensors.items()
+            if not k.startswith("obs_norm.")} != shapes:  # the input stage: load_state_dict
         raise CheckpointError(f"checkpoint: weights in {weights} do not fit the CNN spec")
     return CNN(*args)
 

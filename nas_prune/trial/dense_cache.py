@@ -24,6 +24,9 @@ __all__ = ["DENSE_FILE", "Dense", "build_agent", "dense_evaluation", "dense_key"
            "obtain_dense", "train_dense"]
 
 DENSE_FILE = "dense.safetensors"
+# agent.hyper switches added after dense agents were cached (PPO's): left out of the key
+# while off, so a cache made before them stays valid; switched on, a different dense agent
+_ADDED_SWITCHES = ("ortho_init", "normalize_obs", "normalize_reward")
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,9 @@ def build_agent(cfg: TrialConfig, seed: int) -> Agent:
 def dense_key(cfg: TrialConfig) -> str:
     """What determines the dense agent: env, agent (name, width, hyper, budget), seed."""
     agent = cfg.agent.model_dump(mode="json")
-    if not agent["hyper"].get("ortho_init", True):  # added later: off keeps old keys
-        agent["hyper"].pop("ortho_init")
+    for switch in _ADDED_SWITCHES:  # added later: off keeps the keys cached before them
+        if agent["hyper"].get(switch) is False:
+            agent["hyper"].pop(switch)
     if agent["network"] == "mlp":  # the keys MLP agents had before CNNs existed: caches stay
         for key in ("network", "channels", "kernels", "strides"):
             agent.pop(key)

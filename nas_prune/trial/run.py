@@ -27,6 +27,7 @@ from nas_prune.rl.envs import env_steps_taken
 from nas_prune.rl.evaluation import EvalResult, evaluate, visited_states
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import PrunableNet, weights_hash
+from nas_prune.rl.normalization import is_statistic
 from nas_prune.rl.optim.flatnet import gradient_steps_taken
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
@@ -212,8 +213,9 @@ def _finish(cfg: TrialConfig, agent: Agent, method: PruningMethod, base: dict[st
     metrics = TrialMetrics(**{
         **base, **_final_metrics(policy, final, base["params_dense"]), **measured,
         "layer_sparsity": achieved, **steps,
-        "params_training_only": sum(t.numel() for t in agent.state_tensors().values())
-        - count(agent.policy).params, **clock.paid()})
+        "params_training_only": sum(t.numel() for k, t in agent.state_tensors().items()
+                                    if not is_statistic(k)) - count(agent.policy).params,
+        **clock.paid()})
     if out is not None:
         metrics = write_trial(out, cfg, policy, agent.head, metrics)
     return TrialResult(cfg, metrics, policy, agent.head)

@@ -222,10 +222,12 @@ def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
     a = cfg.agent.model_dump(mode="json")
     for key in ("network", "channels", "kernels", "strides"):
         a.pop(key)
-    a["hyper"].pop("ortho_init", None)
+    for switch in ("ortho_init", "normalize_obs", "normalize_reward"):
+        a["hyper"].pop(switch, None)
     old = json.dumps({"env": cfg.env.model_dump(mode="json"), "agent": a, "seed": cfg.seed},
                      sort_keys=True).encode()
     assert dense_key(cfg) == hashlib.sha256(old).hexdigest()[:16]
-    if agent == "ppo":  # switched on, it is a different dense agent
-        on = parse(TrialConfig, {"agent": {"name": "ppo", "hyper": {"ortho_init": True}}})
-        assert dense_key(on) != dense_key(cfg)
+    if agent == "ppo":  # switched on, each is a different dense agent
+        keys = {dense_key(parse(TrialConfig, {"agent": {"name": "ppo", "hyper": {s: True}}}))
+                for s in ("ortho_init", "normalize_obs", "normalize_reward")}
+        assert dense_key(cfg) not in keys and len(keys) == 3

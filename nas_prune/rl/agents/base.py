@@ -81,7 +81,8 @@ class Agent:
 
     def begin_finetune(self) -> None:
         """Switch schedules (exploration, learning rate) to their end values: the agent
-        continues from trained weights rather than starting to learn."""
+        continues from trained weights rather than starting to learn. An agent that
+        normalises freezes its statistics here (``rl.normalization``)."""
 
     def close(self) -> None:
         """Release the agent's envs."""

@@ -18,6 +18,7 @@ from nas_prune.rl.agents.base import (
 from nas_prune.rl.envs import act_dim, make_vec_env, obs_dim
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import PrunableNet
+from nas_prune.rl.normalization import RewardScaler, attach_obs_norm, freeze_obs_norm
 from nas_prune.rl.optim.flatnet import FlatTrainer
 from nas_prune.rl.optim.losses import (
     LOG_2PI,
@@ -51,6 +52,11 @@ class PPOHyper(BaseModel):
     # SB3's ortho_init: orthogonal weights (gain sqrt 2; the actor's output 0.01, the
     # critic's 1), zero biases; off by default (this package's earlier results ran without)
     ortho_init: bool = False
+    # SB3 VecNormalize (rl-zoo's MuJoCo setting): running observation statistics, part of
+    # the deployed actor and frozen once pruning starts; rewards over the running std of the
+    # discounted return (training only). rl.normalization says how.
+    normalize_obs: bool = False
+    normalize_reward: bool = False
 
 
 @agents.register("ppo")
@@ -77,6 +83,10 @@ class PPOAgent(Agent):
         if self.hp.ortho_init:
             _ortho_init(actor, 0.01)
             _ortho_init(self.critic, 1.0)
+        if self.hp.normalize_obs:
+            attach_obs_norm(actor, n_obs)
+        self.reward_scaler = (RewardScaler(self.hp.n_envs, self.hp.gamma)
+                              if self.hp.normalize_reward else None)
         self.log_std = torch.nn.Parameter(torch.full((n_act,), self.hp.log_std_init))
         self.set_policy(actor)
         self.vec.action_space.seed(spec.seed)
@@ -86,6 +96,11 @@ class PPOAgent(Agent):
 
     def close(self) -> None:
         self.vec.close()
+
+    def begin_finetune(self) -> None:
+        freeze_obs_norm(self.actor)  # the statistics are fixed from here on
+        if self.reward_scaler is not None:
+            self.reward_scaler.stats.frozen = True
 
     @property
     def policy(self) -> PrunableNet:
@@ -112,6 +127,10 @@ class PPOAgent(Agent):
             self._update(batch, hp.clip_range * frac, penalty)
             if progress is not None:
                 progress(self.env_steps)
+            # after the update (and any snapshot), so an iteration acts and learns with one
+            # set of statistics; not after the last: the weights keep the ones they saw
+            if self.actor.obs_norm is not None and r + 1 < rollouts:
+                self.actor.obs_norm.update(batch["obs"])
 
     def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # numpy on a few rows: (action, its log-probability), drawn from self.rng
@@ -147,11 +166,13 @@ class PPOAgent(Agent):
             self._obs = np.asarray(next_obs, dtype=np.float32)
             # NEXT_STEP autoreset: the step after an episode's end only resets that env.
             valid[t] = ~self._resetting
+            if self.reward_scaler is not None:
+                reward = self.reward_scaler(reward, valid[t], term | trunc)
             rewards[t], terms[t] = reward, term
             self._resetting = term | trunc
             self.env_steps += int(N)
         obs[T] = self._obs
-        flat_obs = torch.from_numpy(obs.reshape((T + 1) * N, -1))
+        flat_obs = torch.from_numpy(self._critic_input(obs.reshape((T + 1) * N, -1)))
         values = self.trainer[self.critic].forward(flat_obs).numpy().reshape(T + 1, N)
         adv = self._gae(values, rewards, terms, valid)
         keep = valid.reshape(-1).astype(bool)
@@ -198,7 +219,8 @@ class PPOAgent(Agent):
         hp = self.hp
         obs = torch.from_numpy(mb["obs"])
         out = self.trainer[self.actor].forward(obs, record=True).numpy()
-        values = self.trainer[self.critic].forward(obs, record=True).numpy()
+        critic_obs = torch.from_numpy(self._critic_input(mb["obs"]))
+        values = self.trainer[self.critic].forward(critic_obs, record=True).numpy()
         grads = {self.critic: mse_grad(values, mb["returns"][:, None], coef=hp.vf_coef)}
         extra = {}
         if self.continuous:
@@ -207,6 +229,11 @@ class PPOAgent(Agent):
         else:
             grads[self.actor] = ppo_categorical_grad(out, mb, clip=clip, ent_coef=hp.ent_coef)
         self.trainer.step(grads, extra=extra, what="ppo loss", penalty=penalty)
+
+    def _critic_input(self, obs: np.ndarray) -> np.ndarray:
+        # the critic reads what the actor's input stage makes of obs (one set of statistics)
+        norm = self.actor.obs_norm
+        return obs if norm is None else norm.normalize(obs)
 
     def distill_grad(self, student_out: torch.Tensor, teacher_out: torch.Tensor) -> torch.Tensor:
         student, teacher = student_out.numpy(), teacher_out.numpy()
@@ -217,13 +244,16 @@ class PPOAgent(Agent):
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**prefixed("actor", self.actor.state_dict()),
                 **prefixed("critic", self.critic.state_dict()),
-                "log_std": self.log_std.detach().clone()}
+                "log_std": self.log_std.detach().clone(),
+                **({} if self.reward_scaler is None else self.reward_scaler.state_tensors())}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.actor.load_state_dict(unprefixed("actor", tensors))
         self.critic.load_state_dict(unprefixed("critic", tensors))
         with torch.no_grad():
             self.log_std.copy_(tensors["log_std"])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_tensors(tensors)
 
 
 @torch.no_grad()

@@ -82,7 +82,9 @@ class FlatMLP:
         act = self._act_numpy
         if act is None:
             return self.forward(torch.as_tensor(x, dtype=torch.float32)).numpy()
-        h = x
+        # the net's input stage (observation statistics) first, as MLP.forward does
+        norm = self.net.obs_norm
+        h = x if norm is None else norm.normalize(x)
         last = len(self.np_weights) - 1
         for i, (w_t, b) in enumerate(self.np_weights):
             h = h @ w_t
@@ -96,7 +98,7 @@ class FlatMLP:
         if self._w0.data_ptr() != self._ptr:
             self.bind()
         tape = []
-        h = x
+        h = self.net.normalize_input(x)  # no parameters: the backward stops at layer 0
         last = len(self.weights) - 1
         for i, (w_t, b) in enumerate(self._weights_t):
             z = torch.addmm(b, h, w_t)
