@@ -19,9 +19,10 @@ from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import PrunableNet
 from nas_prune.trial.artifacts import load_tensors, save_tensors
 from nas_prune.trial.finetune import SnapshotKeeper
+from nas_prune.util.device import resolve_device
 
 __all__ = ["DENSE_FILE", "Dense", "build_agent", "dense_evaluation", "dense_key", "env_spec",
-           "obtain_dense", "train_dense"]
+           "obtain_dense", "train_dense", "train_device"]
 
 DENSE_FILE = "dense.safetensors"
 
@@ -49,12 +50,25 @@ def build_agent(cfg: TrialConfig, seed: int) -> Agent:
                      seed=seed, train_steps=cfg.agent.train_steps,
                      network=str(cfg.agent.network), channels=tuple(cfg.agent.channels or ()),
                      kernels=tuple(cfg.agent.kernels or ()),
-                     strides=tuple(cfg.agent.strides or ()))
+                     strides=tuple(cfg.agent.strides or ()), device=train_device(cfg))
     return cls(spec)
 
 
+def train_device(cfg: TrialConfig) -> str:
+    """Where this trial's networks train: ``cfg.device`` resolved for a CNN, the CPU for
+    an MLP (its hand-written training path is CPU code).
+
+    Raises:
+        ValueError: ``device: cuda`` on a machine without CUDA (for either family).
+    """
+    device = resolve_device(cfg.device)
+    return device if cfg.agent.network == "cnn" else "cpu"
+
+
 def dense_key(cfg: TrialConfig) -> str:
-    """What determines the dense agent: env, agent (name, width, hyper, budget), seed."""
+    """What determines the dense agent: env, agent (name, width, hyper, budget), seed, and
+    the device when it is CUDA (CUDA's conv kernels round differently from the CPU's, so
+    its agents are not bit-identical to CPU ones; CPU keys stay as they were)."""
     agent = cfg.agent.model_dump(mode="json")
     if not agent["hyper"].get("ortho_init", True):  # added later: off keeps old keys
         agent["hyper"].pop("ortho_init")
@@ -64,6 +78,8 @@ def dense_key(cfg: TrialConfig) -> str:
     fields: dict[str, object] = {
         "env": cfg.env.model_dump(mode="json"), "agent": agent, "seed": cfg.seed,
     }
+    if train_device(cfg) != "cpu":
+        fields["device"] = train_device(cfg)
     blob = json.dumps(fields, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -58,6 +58,7 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     ({"pruning__finetune": {"steps": 64, "mode": "distill"}}, True),
     ({"eval__episodes": 50}, True),
     ({"threads": 2}, True),
+    ({"device": "cpu"}, True),  # an MLP trains on the CPU whatever the device
     ({"seed": 1}, False),
     ({"agent__hidden": [8, 8]}, False),
     ({"agent__hidden": [16]}, False),
@@ -70,6 +71,21 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 def test_dense_key(change: dict[str, Any], same: bool) -> None:
     base = dense_key(_cfg(SMALL_PPO))
     assert (dense_key(_cfg(SMALL_PPO, **change)) == base) is same
+
+
+def test_dense_key_has_the_device_only_for_a_cnn_on_cuda(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cnn = {**copy.deepcopy(SMALL_DQN), "env": {"id": "MinAtar/Breakout-v1"}}
+    cnn["agent"]["network"] = "minatar"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = dense_key(_cfg(cnn, device="cpu"))
+    assert dense_key(_cfg(cnn, device="auto")) == cpu  # auto without CUDA: the CPU's key
+    mlp_cpu = dense_key(_cfg(SMALL_DQN, device="auto"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dense_key(_cfg(cnn, device="cpu")) == cpu
+    assert dense_key(_cfg(cnn, device="auto")) != cpu  # CUDA rounds differently: own key
+    assert dense_key(_cfg(cnn, device="cuda")) == dense_key(_cfg(cnn, device="auto"))
+    assert dense_key(_cfg(SMALL_DQN, device="cuda")) == mlp_cpu
 
 
 def test_dense_key_spells_defaults_out() -> None:

@@ -112,9 +112,11 @@ class DQNAgent(Agent):
 
     def set_policy(self, net: PrunableNet) -> None:
         self.q = net
-        self.trainer = FlatTrainer([net], lr=self.hp.lr, max_grad_norm=self.hp.max_grad_norm)
+        device = self.spec.device
+        self.trainer = FlatTrainer([net], lr=self.hp.lr, max_grad_norm=self.hp.max_grad_norm,
+                                   device=device)
         self.fq = self.trainer[net]
-        self.target = fast_net(copy.deepcopy(net))
+        self.target = fast_net(copy.deepcopy(net), device)
         self._sync_due = False
 
     def begin_finetune(self) -> None:
