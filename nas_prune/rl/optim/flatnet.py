@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import MLP, PrunableNet, activations
+from nas_prune.rl.optim.flatcnn import FlatCNN
 
 __all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "TrainerHook",
            "fast_net", "gradient_steps_taken"]
@@ -213,14 +215,18 @@ class AutogradNet:
                 p.grad.copy_(g)
 
 
-FastNet = FlatMLP | AutogradNet
+FastNet = FlatMLP | FlatCNN | AutogradNet
 
 
 def fast_net(net: PrunableNet, device: str = "cpu") -> FastNet:
-    """The training path for ``net``: the hand-written one for an MLP (on the CPU: at these
-    widths per-op overhead, not arithmetic, sets its speed), autograd on ``device``
-    otherwise."""
-    return FlatMLP(net) if isinstance(net, MLP) else AutogradNet(net, device)
+    """The training path for ``net``: the hand-written one for an MLP (always on the CPU:
+    at these widths per-op overhead, not arithmetic, sets its speed) and for a CNN on the
+    CPU; autograd otherwise (a CNN on CUDA, through a device mirror)."""
+    if isinstance(net, MLP):
+        return FlatMLP(net)
+    if isinstance(net, CNN) and torch.device(device).type == "cpu":
+        return FlatCNN(net)
+    return AutogradNet(net, device)
 
 
 def _flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import MLP, activations
+from nas_prune.rl.optim.flatcnn import FlatCNN
 from nas_prune.rl.optim.flatnet import AutogradNet, FlatMLP, FlatTrainer, Penalty, fast_net
 
 SIZES = [5, 16, 12, 3]
@@ -477,6 +478,7 @@ def test_cnn_device_mirror_trains_exactly_like_the_direct_path() -> None:
         net.set_mask("convs.0", (torch.arange(4 * 2 * 9).reshape(4, 2, 3, 3) % 3 != 0).float())
     trainer_a = FlatTrainer([direct], lr=1e-2, max_grad_norm=0.5)
     trainer_b = FlatTrainer([mirrored], lr=1e-2, max_grad_norm=0.5)
+    trainer_a.mlps[id(direct)] = AutogradNet(direct)
     trainer_b.mlps[id(mirrored)] = AutogradNet(mirrored, mirror=True)
     gen = torch.Generator().manual_seed(3)
     for i in range(5):
@@ -497,7 +499,8 @@ def test_cnn_device_mirror_trains_exactly_like_the_direct_path() -> None:
     assert torch.equal(trainer_b[mirrored].forward(x), trainer_a[direct].forward(x))
 
 
-def test_fast_net_puts_only_non_mlps_on_the_device() -> None:
+def test_fast_net_puts_only_cnns_on_the_device() -> None:
     assert isinstance(fast_net(MLP([3, 4, 2]), "cuda"), FlatMLP)
+    assert isinstance(fast_net(_cnn(), "cpu"), FlatCNN)
     cnn = fast_net(_cnn(), "cuda")
     assert isinstance(cnn, AutogradNet) and cnn.device.type == "cuda"
