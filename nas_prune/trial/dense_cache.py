@@ -25,6 +25,8 @@ __all__ = ["DENSE_FILE", "Dense", "build_agent", "dense_evaluation", "dense_key"
            "obtain_dense", "train_dense", "train_device"]
 
 DENSE_FILE = "dense.safetensors"
+# agent.hyper switches added after dense agents were cached: off, they leave keys alone
+LATER_HYPER = ("ortho_init", "random_warmup")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,9 @@ def dense_key(cfg: TrialConfig) -> str:
     the device when it is CUDA (CUDA's conv kernels round differently from the CPU's, so
     its agents are not bit-identical to CPU ones; CPU keys stay as they were)."""
     agent = cfg.agent.model_dump(mode="json")
-    if not agent["hyper"].get("ortho_init", True):  # added later: off keeps old keys
-        agent["hyper"].pop("ortho_init")
+    for key in LATER_HYPER:  # added later: off keeps old keys
+        if agent["hyper"].get(key) is False:
+            agent["hyper"].pop(key)
     if agent["network"] == "mlp":  # the keys MLP agents had before CNNs existed: caches stay
         for key in ("network", "channels", "kernels", "strides"):
             agent.pop(key)

@@ -227,7 +227,8 @@ def test_dense_evaluation_without_cache_always_evaluates(
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
 def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
-    """A release that adds an option (agent.network & co, PPO's ortho_init) keeps the keys
+    """A release that adds an option (agent.network & co, PPO's ortho_init, DQN's
+    random_warmup) keeps the keys
     of dense agents cached before it while the option is off: the key is the hash the
     earlier release computed, over the fields it had."""
     import hashlib
@@ -239,9 +240,11 @@ def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
     for key in ("network", "channels", "kernels", "strides"):
         a.pop(key)
     a["hyper"].pop("ortho_init", None)
+    a["hyper"].pop("random_warmup", None)
     old = json.dumps({"env": cfg.env.model_dump(mode="json"), "agent": a, "seed": cfg.seed},
                      sort_keys=True).encode()
     assert dense_key(cfg) == hashlib.sha256(old).hexdigest()[:16]
-    if agent == "ppo":  # switched on, it is a different dense agent
-        on = parse(TrialConfig, {"agent": {"name": "ppo", "hyper": {"ortho_init": True}}})
-        assert dense_key(on) != dense_key(cfg)
+    # switched on, it is a different dense agent
+    switch = "ortho_init" if agent == "ppo" else "random_warmup"
+    on = parse(TrialConfig, {"agent": {"name": agent, "hyper": {switch: True}}})
+    assert dense_key(on) != dense_key(cfg)

@@ -11,9 +11,12 @@ against autograd and the module's forward.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import activations
@@ -31,6 +34,16 @@ def _im2col_index(height: int, width: int, kernel: int, stride: int) -> np.ndarr
     rows = [pos[i:i + stride * (out_h - 1) + 1:stride, j:j + stride * (out_w - 1) + 1:stride]
             for i in range(kernel) for j in range(kernel)]
     return np.stack(rows, -1).reshape(out_h * out_w, kernel * kernel)
+
+
+def _bias(layer: nn.Conv2d, *, grad: bool = False) -> Tensor:
+    """A conv's bias (``rl.cnn.CNN`` gives every conv one), detached, or its gradient."""
+    bias = layer.bias
+    assert bias is not None, "a CNN conv has a bias"
+    if grad:
+        assert bias.grad is not None, "backward needs a FlatTrainer's net"
+        return bias.grad
+    return bias.detach()
 
 
 class FlatCNN:
@@ -56,8 +69,8 @@ class FlatCNN:
 
     def bind(self) -> None:
         """Re-read the parameter views (after the storage moved into another buffer)."""
-        self.convs = list(self.net.convs)
-        self.linears = list(self.net.fc)
+        self.convs = cast("list[nn.Conv2d]", list(self.net.convs))
+        self.linears = cast("list[nn.Linear]", list(self.net.fc))
         self._ptr = self.convs[0].weight.data_ptr()
 
     def _bound(self) -> None:
@@ -84,7 +97,7 @@ class FlatCNN:
             weight = conv.weight.detach().numpy()  # (out, in, k, k)
             cols = feat[index].reshape(len(index), -1)  # (positions, k * k * in)
             kernel = weight.transpose(2, 3, 1, 0).reshape(cols.shape[1], -1)
-            feat = act(cols @ kernel + conv.bias.detach().numpy())
+            feat = act(cols @ kernel + _bias(conv).numpy())
         out = feat.T.reshape(1, -1)  # flatten in (C, H, W) order, as the module does
         for i, layer in enumerate(self.linears):
             out = out @ layer.weight.detach().numpy().T
@@ -99,7 +112,7 @@ class FlatCNN:
         tape = []
         h = self.net._image(x)  # noqa: SLF001
         for conv in self.convs:
-            z = F.conv2d(h, conv.weight.detach(), conv.bias.detach(), conv.stride)
+            z = F.conv2d(h, conv.weight.detach(), _bias(conv), conv.stride)
             a = self.act(z)
             if record:
                 tape.append((h, z, a))
@@ -140,8 +153,8 @@ class FlatCNN:
         for i in range(n_conv - 1, -1, -1):
             conv = self.convs[i]
             h_in = tape[i][0]
-            gw, gb = conv.weight.grad, conv.bias.grad
-            assert gw is not None and gb is not None, "backward needs a FlatTrainer's net"
+            gw, gb = conv.weight.grad, _bias(conv, grad=True)
+            assert gw is not None, "backward needs a FlatTrainer's net"
             g_in, g_w, g_b = _conv_backward(
                 g, h_in, conv.weight.detach(), [conv.out_channels], list(conv.stride), [0, 0],
                 [1, 1], False, [0, 0], 1, [i > 0, True, True])
