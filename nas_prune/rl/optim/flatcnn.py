@@ -1,13 +1,14 @@
 """``FlatMLP``'s hand-written training path for the CNN family: forward with a tape,
-backward by hand into a ``FlatTrainer``'s gradient buffer, and numpy acting on one row.
+backward by hand into a ``FlatTrainer``'s gradient buffer, and acting on a few rows
+without mkldnn's per-call setup.
 
 Why: at DQN's batch (32 rows of a 10 x 10 MinAtar frame) a gradient step through autograd
 spent about a third of its time outside arithmetic (the graph, per-parameter gradient
 copies, module calls; torch.profiler). Here each layer's weight gradient is written
 straight into its slice of the buffer, the input gradient of the first conv is never
-computed, and acting on one observation skips torch's per-op overhead (the conv as an
-im2col gather and a matmul in numpy). ``tests/rl/optim/test_flatcnn.py`` checks both
-against autograd and the module's forward.
+computed, and acting on a few observations runs each conv as an im2col gather and one
+matmul. ``tests/rl/optim/test_flatcnn.py`` checks both against autograd and the module's
+forward.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from torch import nn
 from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import activations
 
-__all__ = ["FlatCNN"]
+__all__ = ["SMALL", "FlatCNN"]
+
+SMALL = 8  # acting on up to this many rows takes the im2col path (measured: 1-8 rows)
 
 Tensor = torch.Tensor
 _conv_backward = torch.ops.aten.convolution_backward
@@ -60,55 +63,85 @@ class FlatCNN:
         self.act, self.act_backward = activation.fn, activation.backward
         self._act_numpy = activation.numpy
         self._tape: list[tuple[Tensor, Tensor, Tensor]] = []
-        c, h, w = net.image
-        self._index = []
-        for k, s, (out_h, out_w) in zip(net.kernels, net.strides, net.spatial):
-            self._index.append(_im2col_index(h, w, k, s))
-            h, w = out_h, out_w
         self.bind()
 
     def bind(self) -> None:
-        """Re-read the parameter views (after the storage moved into another buffer)."""
+        """Re-read the layers (after the storage moved into another buffer, or surgery)."""
         self.convs = cast("list[nn.Conv2d]", list(self.net.convs))
         self.linears = cast("list[nn.Linear]", list(self.net.fc))
-        self._ptr = self.convs[0].weight.data_ptr()
+        self._key = self._layout()
+        # acting's im2col: per conv, indices of its input columns, (output position,
+        # kernel row, kernel column, input channel) order, into the flat input
+        c, h, w = self.net.image
+        channels_last = self.net.channels_last
+        self._cols = []
+        for conv, (out_h, out_w) in zip(self.convs, self.net.spatial):
+            pos = torch.from_numpy(_im2col_index(h, w, conv.kernel_size[0], conv.stride[0]))
+            chan = torch.arange(c)
+            index = (pos[..., None] * c + chan if channels_last
+                     else chan * (h * w) + pos[..., None])
+            self._cols.append(index.reshape(-1))
+            c, h, w, channels_last = conv.out_channels, out_h, out_w, True
 
-    def _bound(self) -> None:
-        if self.convs[0].weight.data_ptr() != self._ptr or len(self.convs) != len(
-                self.net.convs):
-            self.bind()
+    def _layout(self) -> tuple[int, ...]:
+        return (self.convs[0].weight.data_ptr(), *self.net.channels)
 
     def act_forward(self, x: np.ndarray) -> np.ndarray:
-        """The output for a few rows of float32 observations (acting): numpy for one row
-        where the activation has a numpy form, torch otherwise."""
-        self._bound()
-        if len(x) != 1 or self._act_numpy is None:
-            with torch.no_grad():
-                return self.forward(torch.as_tensor(x, dtype=torch.float32)).numpy()
-        return self._numpy_forward(x[0])
+        """The output for a few rows of float32 observations (acting): up to ``SMALL``
+        rows, each conv as an im2col gather and one matmul (half mkldnn's time on 1-8
+        MinAtar frames, where its per-call setup dominates; in numpy for one row), else
+        ``forward``."""
+        if self._layout() != self._key:
+            self.bind()
+        if len(x) == 1 and self._act_numpy is not None:
+            return self._numpy_forward(np.asarray(x, dtype=np.float32).reshape(-1))
+        with torch.no_grad():
+            obs = torch.as_tensor(x, dtype=torch.float32)
+            if len(obs) > SMALL:
+                return self.forward(obs).numpy()
+            return self._small_forward(obs).numpy()
 
     def _numpy_forward(self, x: np.ndarray) -> np.ndarray:
+        # _small_forward on one row in numpy (a numpy call costs ~1-2 us, a torch op ~5-10)
         act = self._act_numpy
         assert act is not None
-        c, h, w = self.net.image
-        # positions x channels, row-major positions (channels last)
-        feat = x.reshape(h * w, c) if self.net.channels_last else x.reshape(c, h * w).T
-        for conv, index in zip(self.convs, self._index):
-            weight = conv.weight.detach().numpy()  # (out, in, k, k)
-            cols = feat[index].reshape(len(index), -1)  # (positions, k * k * in)
-            kernel = weight.transpose(2, 3, 1, 0).reshape(cols.shape[1], -1)
-            feat = act(cols @ kernel + _bias(conv).numpy())
-        out = feat.T.reshape(1, -1)  # flatten in (C, H, W) order, as the module does
+        h = x
+        for conv, index in zip(self.convs, self._cols):
+            weight = conv.weight.detach().numpy()
+            kernel = weight.transpose(2, 3, 1, 0).reshape(-1, weight.shape[0])
+            z = h[index.numpy()].reshape(-1, kernel.shape[0]) @ kernel
+            z += _bias(conv).numpy()
+            h = act(z).reshape(-1)
+        h = h.reshape(-1, self.convs[-1].out_channels).T.reshape(1, -1)
+        last = len(self.linears) - 1
         for i, layer in enumerate(self.linears):
-            out = out @ layer.weight.detach().numpy().T
-            out += layer.bias.detach().numpy()
-            if i < len(self.linears) - 1:
-                out = act(out)
-        return out
+            h = h @ layer.weight.detach().numpy().T
+            h += layer.bias.detach().numpy()
+            if i < last:
+                h = act(h)
+        return h
+
+    def _small_forward(self, x: Tensor) -> Tensor:
+        n = len(x)
+        h = x.reshape(n, -1)
+        for conv, index in zip(self.convs, self._cols):
+            weight = conv.weight.detach()  # (out, in, k, k) -> (k * k * in, out)
+            kernel = weight.permute(2, 3, 1, 0).reshape(-1, weight.shape[0])
+            cols = h.index_select(1, index).view(-1, kernel.shape[0])
+            h = self.act(torch.addmm(_bias(conv), cols, kernel)).view(n, -1)
+        # channels-last (positions, channels) -> the module's (C, H, W) flatten
+        h = h.view(n, -1, self.convs[-1].out_channels).transpose(1, 2).reshape(n, -1)
+        last = len(self.linears) - 1
+        for i, layer in enumerate(self.linears):
+            h = torch.addmm(layer.bias.detach(), h, layer.weight.detach().t())
+            if i < last:
+                h = self.act(h)
+        return h
 
     def forward(self, x: Tensor, *, record: bool = False) -> Tensor:
         """The network's output for a batch ``x`` of flat observations."""
-        self._bound()
+        if self._layout() != self._key:
+            self.bind()
         tape = []
         h = self.net._image(x)  # noqa: SLF001
         for conv in self.convs:

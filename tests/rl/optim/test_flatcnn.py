@@ -51,10 +51,11 @@ def test_backward_matches_autograd(shape: tuple, activation: str) -> None:
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])  # numpy form, none (torch)
+@pytest.mark.parametrize("rows", [1, 3, 8, 9])  # numpy, im2col, im2col, the module's path
 @pytest.mark.parametrize("shape", SHAPES)
-def test_act_forward_matches_the_module(shape: tuple, rows: int) -> None:
-    net = _net(shape)
+def test_act_forward_matches_the_module(shape: tuple, rows: int, activation: str) -> None:
+    net = _net(shape, activation)
     x = _obs(net, rows).numpy()
     with torch.no_grad():
         expected = net(torch.from_numpy(x)).numpy()
