@@ -174,3 +174,37 @@ def test_replay_stores_integer_images_in_bytes_and_returns_the_envs_floats(dtype
     np.testing.assert_array_equal(next_obs, np.stack([frames[5], frames[2], frames[4]]))
     assert observation_levels(flat_observations(
         gym.make("CartPole-v1"))) is None  # not an image: float32 storage
+
+
+@pytest.mark.parametrize("name", ["dqn", "ppo"])
+def test_cnn_agents_train_the_same_through_a_device_mirror(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a CUDA device takes (``AutogradNet`` with a mirror: weights copied in per
+    forward, gradients copied back, outputs brought back to the CPU), run on the CPU inside
+    whole agents: the same weights as autograd on the net itself, bit for bit."""
+    from nas_prune.rl.agents import dqn
+    from nas_prune.rl.optim import flatnet
+
+    hyper = ({"learning_starts": 64, "train_freq": 4, "batch_size": 8,
+              "target_update_interval": 32} if name == "dqn"
+             else {"n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 2})
+    weights = []
+    for mirror in (False, True):
+        def path(net: Any, device: str = "cpu", mirror: bool = mirror) -> Any:
+            if isinstance(net, flatnet.MLP):
+                return flatnet.FlatMLP(net)
+            return flatnet.AutogradNet(net, device, mirror=mirror)
+
+        monkeypatch.setattr(flatnet, "fast_net", path)
+        monkeypatch.setattr(dqn, "fast_net", path)
+        cls = agents.get(name)
+        spec = AgentSpec(env=EnvSpec("MinAtar/Breakout-v1", {}, 200), hidden=[8],
+                         activation="relu", hyper=cls.Hyper(**hyper), seed=0, train_steps=160,
+                         network="cnn", channels=(2,), kernels=(3,), strides=(2,))
+        agent = cls(spec)
+        agent.train(160)
+        agent.close()
+        weights.append(agent.state_tensors())
+    assert weights[0].keys() == weights[1].keys()
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key
