@@ -88,6 +88,28 @@ def test_dense_key_has_the_device_only_for_a_cnn_on_cuda(
     assert dense_key(_cfg(SMALL_DQN, device="cuda")) == mlp_cpu
 
 
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_build_agent_trains_a_cnn_on_the_resolved_device(
+        agent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CUDA faked: nothing touches the device before the first training forward
+    from nas_prune.rl.optim.flatcnn import FlatCNN
+    from nas_prune.rl.optim.flatnet import AutogradNet, FlatMLP
+
+    base = SMALL_DQN if agent == "dqn" else SMALL_PPO
+    cnn = {**copy.deepcopy(base), "env": {"id": "MinAtar/Breakout-v1"}}
+    cnn["agent"]["network"] = "minatar"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for data, device, path in ((cnn, "auto", AutogradNet), (cnn, "cpu", FlatCNN),
+                               (base, "cuda", FlatMLP)):
+        built = dense_cache.build_agent(_cfg(data, device=device), 0)
+        built.close()
+        fast = built.trainer[built.policy]
+        assert isinstance(fast, path), (device, type(fast))
+        assert built.spec.device == ("cuda" if path is AutogradNet else "cpu")
+        if isinstance(fast, AutogradNet):
+            assert fast.device.type == "cuda"
+
+
 def test_dense_key_spells_defaults_out() -> None:
     # writing a default explicitly is the same dense agent as leaving it out
     explicit = _cfg(SMALL_PPO, agent__activation="tanh", agent__hyper={"n_envs": 8})
