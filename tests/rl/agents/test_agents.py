@@ -185,7 +185,7 @@ def test_cnn_agents_train_the_same_through_a_device_mirror(
     from nas_prune.rl.agents import dqn
     from nas_prune.rl.optim import flatnet
 
-    hyper = ({"learning_starts": 64, "train_freq": 4, "batch_size": 8,
+    hyper = ({"learning_starts": 64, "train_freq": 4, "gradient_steps": 2, "batch_size": 8,
               "target_update_interval": 32} if name == "dqn"
              else {"n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 2})
     weights = []
