@@ -121,7 +121,8 @@ def _resolve(sweep_file: Path | None, storage: str | None,
 def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
           workers: int | None, out: Path | None, report: bool = True,
           backend: str | None = None, address: str | None = None,
-          max_concurrent: int | None = None, device: str | None = None) -> int:
+          max_concurrent: int | None = None, sampler_seed: int | None = None,
+          device: str | None = None) -> int:
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
@@ -131,7 +132,8 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
     from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sw = load_sweep(sweep_file, storage=storage, study=study, out=out, device=device)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
+                    sampler_seed=sampler_seed, device=device)
     resolve_device(sw.config.device)  # cuda without CUDA: refused before any trial
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
@@ -169,7 +171,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
 
 
 def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: int | None,
-           out: Path | None) -> None:
+           out: Path | None, sampler_seed: int | None = None) -> None:
     """Join the sweep's existing study and run trials until it holds its total."""
     import optuna
 
@@ -178,7 +180,8 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     from nas_prune.search.sweep import claim_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
+                    sampler_seed=sampler_seed)
     resolve_device(sw.config.device)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")

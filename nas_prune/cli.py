@@ -151,6 +151,9 @@ def sweep(
                                           help="Ray: auto, HOST:PORT or ray://HOST:PORT."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent",
                                                  help="Ray: trials at once."),
+    sampler_seed: Optional[int] = typer.Option(
+        None, "--sampler-seed",
+        help="Replaces the file's sampler_seed; study <name>-seed<N> unless --study."),
     device: Optional[str] = typer.Option(
         None, "--device", help="auto, cpu or cuda: where CNNs train (auto: cuda if present)."),
 ) -> None:
@@ -160,7 +163,7 @@ def sweep(
     code = guarded(lambda: app.sweep(
         sweep_file, trials=trials, storage=storage, study=study, workers=workers, out=out,
         report=not no_report, backend=backend, address=address,
-        max_concurrent=max_concurrent, device=device))
+        max_concurrent=max_concurrent, sampler_seed=sampler_seed, device=device))
     raise typer.Exit(code)
 
 

@@ -267,11 +267,21 @@ class Sweep:
 
 
 def load_sweep(path: Path, *, storage: str | None = None, study: str | None = None,
-               out: Path | None = None, device: str | None = None) -> Sweep:
-    """Read and validate a sweep file and its search space; CLI flags override the file."""
+               out: Path | None = None, sampler_seed: int | None = None,
+               device: str | None = None) -> Sweep:
+    """Read and validate a sweep file and its search space; CLI flags override the file.
+
+    ``sampler_seed`` (``--sampler-seed``) replaces the file's; when it differs from the file's
+    and no study name is given, the study is ``<name>-seed<N>`` so that a second search of
+    the same sweep lands beside the first in the same out folder (sharing its dense cache)
+    instead of being refused as a different sweep under the first one's name. ``device``
+    (``--device``) replaces the file's."""
     data = load_yaml(path)
-    if device is not None:
-        data["device"] = device
+    seeded = sampler_seed is not None and sampler_seed != (data or {}).get("sampler_seed", 0)
+    if sampler_seed is not None and isinstance(data, dict):
+        data = {**data, "sampler_seed": sampler_seed}
+    if device is not None and isinstance(data, dict):
+        data = {**data, "device": device}
     cfg: SweepConfig = parse(SweepConfig, data)
     space_path = Path(cfg.space)
     if not space_path.is_absolute() and not space_path.exists():
@@ -285,7 +295,7 @@ def load_sweep(path: Path, *, storage: str | None = None, study: str | None = No
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     out_dir = Path(out or cfg.out or Path("runs") / cfg.name)
-    name = study or cfg.study or cfg.name
+    name = study or cfg.study or (f"{cfg.name}-seed{cfg.sampler_seed}" if seeded else cfg.name)
     if not SAFE_NAME.match(name):
         raise ConfigError(f"--study: {name!r} must be letters, digits, '_', '.', '-'")
     return Sweep(cfg, space, out_dir, storage or cfg.storage or default_storage(out_dir), name)

@@ -44,6 +44,23 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert (sw.out, sw.storage, sw.study) == (tmp_path / "o", "sqlite:///x.db", "flag_study")
 
 
+def test_sampler_seed_flag_gets_its_own_study_beside_the_first(tmp_path: Path) -> None:
+    write_yaml(tmp_path / "space.yaml", SPACE)
+    path = write_yaml(tmp_path / "sweep.yaml", {"name": "s", "space": "space.yaml",
+                                                 "sampler_seed": 3})
+    first = load_sweep(path, out=tmp_path / "o")
+    second = load_sweep(path, out=tmp_path / "o", sampler_seed=1)
+    assert (first.config.sampler_seed, first.study) == (3, "s")
+    assert (second.config.sampler_seed, second.study) == (1, "s-seed1")
+    # same out folder and dense cache, different study folders and fingerprints
+    assert (second.storage, second.dense_cache) == (first.storage, first.dense_cache)
+    assert second.study_dir != first.study_dir
+    assert second.fingerprint()["sampler_seed"] != first.fingerprint()["sampler_seed"]
+    # the file's own seed keeps the file's study; an explicit --study wins
+    assert load_sweep(path, sampler_seed=3).study == "s"
+    assert load_sweep(path, sampler_seed=1, study="mine").study == "mine"
+
+
 def test_default_storage_follows_the_out_folder(tmp_path: Path) -> None:
     sw = _load(tmp_path, out=str(tmp_path / "elsewhere"))
     assert sw.storage == str(tmp_path / "elsewhere" / "study.journal")

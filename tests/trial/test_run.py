@@ -25,6 +25,24 @@ def test_same_seed_same_weights_and_returns(base: dict[str, Any]) -> None:
     assert a["returns"] == b["returns"]
 
 
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_cnn_same_seed_same_weights_and_returns(agent: str) -> None:
+    """A CNN trial on MinAtar (train, prune channels, fine-tune, evaluate) repeats per seed."""
+    pytest.importorskip("minatar")
+    hyper = ({"learning_starts": 100, "batch_size": 16, "buffer_size": 1000, "train_freq": 4}
+             if agent == "dqn" else {"n_envs": 2, "n_steps": 64, "batch_size": 64,
+                                     "n_epochs": 2})
+    data = {"env": {"id": "MinAtar/Breakout-v1", "max_episode_steps": 200},
+            "agent": {"name": agent, "network": "cnn", "channels": [4], "hidden": [16],
+                      "train_steps": 400, "hyper": hyper},
+            "pruning": {"method": "importance", "sparsity": 0.5, "finetune": {"steps": 128}},
+            "eval": {"episodes": 2}}
+    runs = [run_trial(parse(TrialConfig, {**data, "seed": seed})).metrics for seed in (0, 0, 1)]
+    assert runs[0].channels_pruned == [2]
+    assert (runs[0].weights_hash, runs[0].returns) == (runs[1].weights_hash, runs[1].returns)
+    assert runs[2].weights_hash != runs[0].weights_hash
+
+
 def test_different_seed_differs() -> None:
     a = run_trial(_cfg(TINY_PPO)).metrics.as_dict()
     cfg = _cfg(TINY_PPO).model_copy(update={"seed": 1})
