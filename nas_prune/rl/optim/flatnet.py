@@ -170,6 +170,11 @@ class AutogradNet:
         mirror = self._mirror
         if mirror is None or any(m.shape != p.shape
                                  for m, p in zip(mirror.parameters(), params)):
+            if self.device.type == "cuda":
+                # same seed, same weights (cuDNN's autotuned and atomic-add kernels are
+                # not run to run reproducible); process-wide, as flushing denormals is
+                torch.backends.cudnn.deterministic = True
+                torch.backends.cudnn.benchmark = False
             mirror = copy.deepcopy(self.net).to(self.device)
             for m in mirror.parameters():
                 m.grad = None
