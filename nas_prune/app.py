@@ -23,6 +23,7 @@ from nas_prune.rl.heads import act
 from nas_prune.trial.artifacts import load_policy
 from nas_prune.trial.dense_cache import env_spec
 from nas_prune.trial.metrics import TrialMetrics
+from nas_prune.util.device import resolve_device
 from nas_prune.util.files import check_writable
 
 __all__ = ["Merge", "baseline", "baseline_for", "best", "evaluate_dir", "export",
@@ -45,6 +46,7 @@ def trial(path: Path | None, overrides: dict[str, Any], *, out: Path | None,
     from nas_prune.trial.run import run_trial
 
     cfg = load_trial_config(path, overrides, merge)
+    resolve_device(cfg.device)  # cuda without CUDA: refused before any training
     if seeds < 1:
         raise ValueError(f"--seeds: must be >= 1, got {seeds}")
     out = out or Path("runs") / f"trial-{cfg.agent.name}-{cfg.pruning.method}-s{cfg.seed}"
@@ -119,7 +121,8 @@ def _resolve(sweep_file: Path | None, storage: str | None,
 def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: str | None,
           workers: int | None, out: Path | None, report: bool = True,
           backend: str | None = None, address: str | None = None,
-          max_concurrent: int | None = None, sampler_seed: int | None = None) -> int:
+          max_concurrent: int | None = None, sampler_seed: int | None = None,
+          device: str | None = None) -> int:
     """Run or resume the sweep; then baseline and report. Returns the exit code."""
     import optuna
 
@@ -130,7 +133,8 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
-                    sampler_seed=sampler_seed)
+                    sampler_seed=sampler_seed, device=device)
+    resolve_device(sw.config.device)  # cuda without CUDA: refused before any trial
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
     if workers is not None and workers < 1:
@@ -167,7 +171,7 @@ def sweep(sweep_file: Path, *, trials: int | None, storage: str | None, study: s
 
 
 def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: int | None,
-           out: Path | None) -> None:
+           out: Path | None, sampler_seed: int | None = None) -> None:
     """Join the sweep's existing study and run trials until it holds its total."""
     import optuna
 
@@ -178,6 +182,7 @@ def worker(sweep_file: Path, *, storage: str | None, study: str | None, trials: 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
                     sampler_seed=sampler_seed)
+    resolve_device(sw.config.device)
     if trials is not None and trials < 1:
         raise ValueError(f"--trials: must be >= 1, got {trials}")
     signal.signal(signal.SIGTERM, _interrupt)  # the running trial is told FAIL, not left

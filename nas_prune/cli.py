@@ -50,7 +50,8 @@ def _trial_overrides(**flags: Any) -> dict[str, Any]:
              "finetune_steps": ("pruning", "finetune", "steps"),
              "finetune_mode": ("pruning", "finetune", "mode"),
              "episodes": ("eval", "episodes"), "seed": ("seed",),
-             "noise_std": ("eval", "noise_std"), "latency": ("eval", "latency")}
+             "noise_std": ("eval", "noise_std"), "latency": ("eval", "latency"),
+             "device": ("device",)}
     out: dict[str, Any] = {}
     for name, value in flags.items():
         if value is None:
@@ -96,6 +97,8 @@ def trial(
         None, "--noise-std", help="Also evaluate with observation noise (return_noise)."),
     latency: Optional[bool] = typer.Option(
         None, "--latency/--no-latency", help="Measure batch-1 latency (latency_us)."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="auto, cpu or cuda: where CNNs train (auto: cuda if present)."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Dense-agent cache folder."),
     seeds: int = typer.Option(1, "--seeds", help="Re-run on K seeds (seed, seed+1, ...)."),
 ) -> None:
@@ -114,7 +117,7 @@ def trial(
         channels=guarded(lambda: parse_hidden(channels, "agent.channels")) if channels else None,
         train_steps=train_steps,
         finetune_steps=finetune_steps, finetune_mode=finetune_mode, episodes=episodes, seed=seed,
-        noise_std=noise_std, latency=latency)
+        noise_std=noise_std, latency=latency, device=device)
     guarded(lambda: app.trial(config, over, out=out, cache=cache, seeds=seeds,
                                    merge=_merge))
 
@@ -151,6 +154,8 @@ def sweep(
     sampler_seed: Optional[int] = typer.Option(
         None, "--sampler-seed",
         help="Replaces the file's sampler_seed; study <name>-seed<N> unless --study."),
+    device: Optional[str] = typer.Option(
+        None, "--device", help="auto, cpu or cuda: where CNNs train (auto: cuda if present)."),
 ) -> None:
     """Run (or resume) a sweep, then the baseline and the Pareto report."""
     from nas_prune import app
@@ -158,7 +163,7 @@ def sweep(
     code = guarded(lambda: app.sweep(
         sweep_file, trials=trials, storage=storage, study=study, workers=workers, out=out,
         report=not no_report, backend=backend, address=address,
-        max_concurrent=max_concurrent, sampler_seed=sampler_seed))
+        max_concurrent=max_concurrent, sampler_seed=sampler_seed, device=device))
     raise typer.Exit(code)
 
 

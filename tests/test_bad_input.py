@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import optuna
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from nas_prune.cli import app
@@ -194,6 +195,8 @@ SAMPLERS = ("nsga2", "tpe", "random")
 OBJECTIVE_NAMES = tuple(DIRECTIONS)
 BACKENDS = ("optuna", "ray")
 AGENTS = ("dqn", "ppo")
+DEVICES = ("auto", "cpu", "cuda")
+NO_CUDA = (pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),)
 PG_URL = "postgresql://nobody@127.0.0.1:1/nodb"  # port 1: refused at once
 PG2_URL = "postgresql+psycopg2://nobody@127.0.0.1:1/nodb"  # a driver that is installed
 FIELD_FIRST = re.compile(r"^error: (--)?[A-Za-z_][\w.\-]*: \S")  # "error: FIELD: message"
@@ -268,6 +271,12 @@ CASES = [
     Case("objectives-noise-without-noise-std",
          _sweep_case(objectives=["return_mean", "return_noise"]),
          ("objectives", "eval.noise_std")),
+    Case("trial-unknown-device", _trial_case("--device", "gpu"), ("device",), DEVICES),
+    Case("sweep-unknown-device", _sweep_case(device="tpu"), ("device",), DEVICES),
+    Case("trial-cuda-without-cuda", _trial_case("--device", "cuda"), ("device", "cuda"),
+         ("auto", "cpu"), marks=NO_CUDA),
+    Case("sweep-cuda-without-cuda", _sweep_case(flags=("--device", "cuda")),
+         ("device", "cuda"), ("auto", "cpu"), marks=NO_CUDA),
     Case("eval-negative-noise", _sweep_case(eval={"episodes": 2, "noise_std": -1.0}),
          ("eval.noise_std", "0")),
 ]

@@ -39,7 +39,8 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 OBJECTIVES: tuple[tuple[str, str], ...] = tuple(pairs(DEFAULT_OBJECTIVES))
 # sweep fields that change what a trial computes or which trials the sampler draws; the
 # rest (trials, workers, storage, out, reeval, report's box, baseline.enabled) may change
-# when a study resumes
+# when a study resumes; so may device (where CNNs train: CUDA rounds differently, so a
+# CUDA-trained dense agent has its own cache key, ``trial.dense_cache.dense_key``)
 TRIAL_FIELDS = ("env", "agent", "finetune", "eval", "seeds", "sampler", "sampler_seed",
                 "reproducible", "threads", "early_stop", "baseline", "reference_hidden",
                 "reference_channels")
@@ -133,6 +134,7 @@ class SweepConfig(Strict):
     out: str | None = None
     workers: int = Field(default=1, ge=1)
     threads: int = Field(default=1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # where trials train CNNs (TrialConfig)
     reeval: ReevalConfig = Field(default_factory=ReevalConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
@@ -232,7 +234,7 @@ class Sweep:
         return parse(TrialConfig, {  # type: ignore[no-any-return]
             "env": c.env.model_dump(), "agent": c.agent.model_dump(),
             "eval": {**c.eval.model_dump(), **measure},
-            "threads": c.threads, "seed": self.seed_for(index),
+            "threads": c.threads, "device": c.device, "seed": self.seed_for(index),
             "pruning": {"finetune": c.finetune.model_dump()}})
 
     def reference(self) -> TrialConfig:
@@ -265,17 +267,21 @@ class Sweep:
 
 
 def load_sweep(path: Path, *, storage: str | None = None, study: str | None = None,
-               out: Path | None = None, sampler_seed: int | None = None) -> Sweep:
+               out: Path | None = None, sampler_seed: int | None = None,
+               device: str | None = None) -> Sweep:
     """Read and validate a sweep file and its search space; CLI flags override the file.
 
     ``sampler_seed`` (``--sampler-seed``) replaces the file's; when it differs from the file's
     and no study name is given, the study is ``<name>-seed<N>`` so that a second search of
     the same sweep lands beside the first in the same out folder (sharing its dense cache)
-    instead of being refused as a different sweep under the first one's name."""
+    instead of being refused as a different sweep under the first one's name. ``device``
+    (``--device``) replaces the file's."""
     data = load_yaml(path)
     seeded = sampler_seed is not None and sampler_seed != (data or {}).get("sampler_seed", 0)
     if sampler_seed is not None and isinstance(data, dict):
         data = {**data, "sampler_seed": sampler_seed}
+    if device is not None and isinstance(data, dict):
+        data = {**data, "device": device}
     cfg: SweepConfig = parse(SweepConfig, data)
     space_path = Path(cfg.space)
     if not space_path.is_absolute() and not space_path.exists():

@@ -254,6 +254,9 @@ class TrialConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     seed: int = Field(default=0, ge=0)
     threads: int = Field(default=1, ge=1)
+    # where CNNs train (nas_prune.util.device): auto is CUDA when torch finds it, else the
+    # CPU; MLPs always train on the CPU, acting and evaluation stay there
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     dense_checkpoint: str | None = None
 
     @model_validator(mode="after")

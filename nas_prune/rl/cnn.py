@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas_prune.rl.networks import PrunableLayer, PrunableNet, activations
@@ -81,6 +82,7 @@ class CNN(PrunableNet):
         self.activation = activation
         self.channels_last = channels_last
         act = activations.get(activation).module
+        self._act = activations.get(activation).fn
         c, h, w = self.image
         self.spatial: list[tuple[int, int]] = []  # each conv's output (H', W')
         convs = []
@@ -122,15 +124,30 @@ class CNN(PrunableNet):
         return 1
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_units(x, keep=False)[0]
+        # the same layers as forward_units without its bookkeeping (acting and training
+        # call this thousands of times on a few rows)
+        x = self._image(self.normalize_input(x))
+        act = self._act
+        for conv in cast("list[nn.Conv2d]", list(self.convs)):
+            x = act(F.conv2d(x, conv.weight, conv.bias, conv.stride))
+        x = x.flatten(1)
+        fc = cast("list[nn.Linear]", list(self.fc))
+        for layer in fc[:-1]:
+            x = act(F.linear(x, layer.weight, layer.bias))
+        return F.linear(x, fc[-1].weight, fc[-1].bias)
 
-    def forward_units(self, x: Tensor, keep: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
-        x = self.normalize_input(x)
+    def _image(self, x: Tensor) -> Tensor:
+        """The flat observations as a contiguous (N, C, H, W) batch. Contiguous: from a
+        channels-last view, the conv's output is channels last too, and then the flatten
+        and the activation's backward copy across layouts (measured 1.4x slower training
+        steps at batch 256 on MinAtar's (10, 10, 4) frames)."""
         c, h, w = self.image
         if self.channels_last:
-            x = x.reshape(-1, h, w, c).permute(0, 3, 1, 2)
-        else:
-            x = x.reshape(-1, c, h, w)
+            return x.reshape(-1, h, w, c).permute(0, 3, 1, 2).contiguous()
+        return x.reshape(-1, c, h, w)
+
+    def forward_units(self, x: Tensor, keep: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        x = self._image(self.normalize_input(x))
         units: dict[str, Tensor] = {}
         layers, acts = self._layers(), list(self.acts)
         for i, layer in enumerate(layers[:-1]):

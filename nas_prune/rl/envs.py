@@ -15,7 +15,7 @@ from gymnasium.wrappers import TimeLimit
 
 __all__ = ["PLUGINS", "PREPROCESS", "act_dim", "check_env_id", "check_spaces", "count_env_steps",
            "env_steps_taken", "episode_seeds", "flat_observations", "make_env", "make_vec_env",
-           "obs_dim", "observation_shape"]
+           "obs_dim", "observation_levels", "observation_shape"]
 
 _taken = [0]  # env steps taken in this process, by every env made here
 
@@ -207,12 +207,26 @@ class _FlatFloat(gym.ObservationWrapper):  # type: ignore[type-arg]
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box)
         self._scale = 1.0 / 255.0 if space.dtype == np.uint8 else 1.0
+        # integer images: every value is k * scale for an integer k in [0, 255]
+        self.levels = self._scale if space.dtype in (np.uint8, np.bool_) else None
         low = np.asarray(space.low, dtype=np.float32).reshape(-1) * self._scale
         high = np.asarray(space.high, dtype=np.float32).reshape(-1) * self._scale
         self.observation_space = gym.spaces.Box(low, high, dtype=np.float32)
 
     def observation(self, observation: Any) -> np.ndarray:
         return np.asarray(observation, dtype=np.float32).reshape(-1) * np.float32(self._scale)
+
+
+def observation_levels(env: gym.Env) -> float | None:
+    """The step between ``env``'s flat observation values when ``flat_observations``
+    flattened an integer image (uint8: 1/255, bool: 1): its observations are then exactly
+    ``k * step`` for integers k in [0, 255] (a replay buffer stores k in a byte); else
+    None."""
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, _FlatFloat):
+            return env.levels
+        env = env.env
+    return None
 
 
 def flat_observations(env: gym.Env) -> gym.Env:

@@ -19,14 +19,15 @@ from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import PrunableNet
 from nas_prune.trial.artifacts import load_tensors, save_tensors
 from nas_prune.trial.finetune import SnapshotKeeper
+from nas_prune.util.device import resolve_device
 
 __all__ = ["DENSE_FILE", "Dense", "build_agent", "dense_evaluation", "dense_key", "env_spec",
-           "obtain_dense", "train_dense"]
+           "obtain_dense", "train_dense", "train_device"]
 
 DENSE_FILE = "dense.safetensors"
-# agent.hyper switches added after dense agents were cached (PPO's): left out of the key
-# while off, so a cache made before them stays valid; switched on, a different dense agent
-_ADDED_SWITCHES = ("ortho_init", "normalize_obs", "normalize_reward")
+# agent.hyper switches added after dense agents were cached: off, they leave keys alone
+# (a cache made before them stays valid); switched on, a different dense agent
+LATER_HYPER = ("ortho_init", "normalize_obs", "normalize_reward", "random_warmup")
 
 
 @dataclass(frozen=True)
@@ -52,22 +53,37 @@ def build_agent(cfg: TrialConfig, seed: int) -> Agent:
                      seed=seed, train_steps=cfg.agent.train_steps,
                      network=str(cfg.agent.network), channels=tuple(cfg.agent.channels or ()),
                      kernels=tuple(cfg.agent.kernels or ()),
-                     strides=tuple(cfg.agent.strides or ()))
+                     strides=tuple(cfg.agent.strides or ()), device=train_device(cfg))
     return cls(spec)
 
 
+def train_device(cfg: TrialConfig) -> str:
+    """Where this trial's networks train: ``cfg.device`` resolved for a CNN, the CPU for
+    an MLP (its hand-written training path is CPU code).
+
+    Raises:
+        ValueError: ``device: cuda`` on a machine without CUDA (for either family).
+    """
+    device = resolve_device(cfg.device)
+    return device if cfg.agent.network == "cnn" else "cpu"
+
+
 def dense_key(cfg: TrialConfig) -> str:
-    """What determines the dense agent: env, agent (name, width, hyper, budget), seed."""
+    """What determines the dense agent: env, agent (name, width, hyper, budget), seed, and
+    the device when it is CUDA (CUDA's conv kernels round differently from the CPU's, so
+    its agents are not bit-identical to CPU ones; CPU keys stay as they were)."""
     agent = cfg.agent.model_dump(mode="json")
-    for switch in _ADDED_SWITCHES:  # added later: off keeps the keys cached before them
-        if agent["hyper"].get(switch) is False:
-            agent["hyper"].pop(switch)
+    for key in LATER_HYPER:  # added later: off keeps old keys
+        if agent["hyper"].get(key) is False:
+            agent["hyper"].pop(key)
     if agent["network"] == "mlp":  # the keys MLP agents had before CNNs existed: caches stay
         for key in ("network", "channels", "kernels", "strides"):
             agent.pop(key)
     fields: dict[str, object] = {
         "env": cfg.env.model_dump(mode="json"), "agent": agent, "seed": cfg.seed,
     }
+    if train_device(cfg) != "cpu":
+        fields["device"] = train_device(cfg)
     blob = json.dumps(fields, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -7,7 +7,8 @@ Breakout, side by side (seeds interleaved), one torch thread each.
 
 Both sides read the same flat float32 observations (``rl.envs.make_env``: the (10, 10, 4)
 bool frame flattened); SB3's features extractor reshapes them exactly as ``rl.cnn.CNN``
-does. SB3's DQN is vanilla DQN, so ours runs with ``double: false``; SB3's PPO gets
+does. SB3's DQN is vanilla DQN, so ours runs with ``double: false``, and acts at random
+until ``learning_starts`` as SB3's does (``random_warmup: true``); SB3's PPO gets
 separate actor and critic networks (``share_features_extractor=False``), as ours has.
 Returns: 20 greedy episodes per seed on fresh evaluation seeds.
 """
@@ -40,8 +41,8 @@ PPO = {"n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 4, "lr": 2.5e
 
 
 def _cfg(agent: str, steps: int, seed: int) -> TrialConfig:
-    hyper = {**DQN, "double": False} if agent == "dqn" else {**PPO, "linear_decay": True,
-                                                                  "ortho_init": True}
+    hyper = ({**DQN, "double": False, "random_warmup": True} if agent == "dqn"
+             else {**PPO, "linear_decay": True, "ortho_init": True})
     return TrialConfig.model_validate({
         "env": {"id": ENV, "max_episode_steps": LIMIT},
         "agent": {"name": agent, "network": "minatar", "activation": "relu",

@@ -58,6 +58,7 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     ({"pruning__finetune": {"steps": 64, "mode": "distill"}}, True),
     ({"eval__episodes": 50}, True),
     ({"threads": 2}, True),
+    ({"device": "cpu"}, True),  # an MLP trains on the CPU whatever the device
     ({"seed": 1}, False),
     ({"agent__hidden": [8, 8]}, False),
     ({"agent__hidden": [16]}, False),
@@ -70,6 +71,43 @@ def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
 def test_dense_key(change: dict[str, Any], same: bool) -> None:
     base = dense_key(_cfg(SMALL_PPO))
     assert (dense_key(_cfg(SMALL_PPO, **change)) == base) is same
+
+
+def test_dense_key_has_the_device_only_for_a_cnn_on_cuda(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cnn = {**copy.deepcopy(SMALL_DQN), "env": {"id": "MinAtar/Breakout-v1"}}
+    cnn["agent"]["network"] = "minatar"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = dense_key(_cfg(cnn, device="cpu"))
+    assert dense_key(_cfg(cnn, device="auto")) == cpu  # auto without CUDA: the CPU's key
+    mlp_cpu = dense_key(_cfg(SMALL_DQN, device="auto"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert dense_key(_cfg(cnn, device="cpu")) == cpu
+    assert dense_key(_cfg(cnn, device="auto")) != cpu  # CUDA rounds differently: own key
+    assert dense_key(_cfg(cnn, device="cuda")) == dense_key(_cfg(cnn, device="auto"))
+    assert dense_key(_cfg(SMALL_DQN, device="cuda")) == mlp_cpu
+
+
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_build_agent_trains_a_cnn_on_the_resolved_device(
+        agent: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # CUDA faked: nothing touches the device before the first training forward
+    from nas_prune.rl.optim.flatcnn import FlatCNN
+    from nas_prune.rl.optim.flatnet import AutogradNet, FlatMLP
+
+    base = SMALL_DQN if agent == "dqn" else SMALL_PPO
+    cnn = {**copy.deepcopy(base), "env": {"id": "MinAtar/Breakout-v1"}}
+    cnn["agent"]["network"] = "minatar"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for data, device, path in ((cnn, "auto", AutogradNet), (cnn, "cpu", FlatCNN),
+                               (base, "cuda", FlatMLP)):
+        built = dense_cache.build_agent(_cfg(data, device=device), 0)
+        built.close()
+        fast = built.trainer[built.policy]
+        assert isinstance(fast, path), (device, type(fast))
+        assert built.spec.device == ("cuda" if path is AutogradNet else "cpu")
+        if isinstance(fast, AutogradNet):
+            assert fast.device.type == "cuda"
 
 
 def test_dense_key_spells_defaults_out() -> None:
@@ -211,7 +249,8 @@ def test_dense_evaluation_without_cache_always_evaluates(
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
 def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
-    """A release that adds an option (agent.network & co, PPO's ortho_init) keeps the keys
+    """A release that adds an option (agent.network & co, PPO's ortho_init, DQN's
+    random_warmup) keeps the keys
     of dense agents cached before it while the option is off: the key is the hash the
     earlier release computed, over the fields it had."""
     import hashlib
@@ -222,12 +261,14 @@ def test_options_added_later_leave_old_cache_keys_alone(agent: str) -> None:
     a = cfg.agent.model_dump(mode="json")
     for key in ("network", "channels", "kernels", "strides"):
         a.pop(key)
-    for switch in ("ortho_init", "normalize_obs", "normalize_reward"):
+    for switch in ("ortho_init", "normalize_obs", "normalize_reward", "random_warmup"):
         a["hyper"].pop(switch, None)
     old = json.dumps({"env": cfg.env.model_dump(mode="json"), "agent": a, "seed": cfg.seed},
                      sort_keys=True).encode()
     assert dense_key(cfg) == hashlib.sha256(old).hexdigest()[:16]
-    if agent == "ppo":  # switched on, each is a different dense agent
-        keys = {dense_key(parse(TrialConfig, {"agent": {"name": "ppo", "hyper": {s: True}}}))
-                for s in ("ortho_init", "normalize_obs", "normalize_reward")}
-        assert dense_key(cfg) not in keys and len(keys) == 3
+    # switched on, each is a different dense agent
+    switches = (("ortho_init", "normalize_obs", "normalize_reward") if agent == "ppo"
+                else ("random_warmup",))
+    keys = {dense_key(parse(TrialConfig, {"agent": {"name": agent, "hyper": {s: True}}}))
+            for s in switches}
+    assert dense_key(cfg) not in keys and len(keys) == len(switches)

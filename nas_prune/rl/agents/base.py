@@ -36,6 +36,7 @@ class AgentSpec:
     channels: tuple[int, ...] = ()
     kernels: tuple[int, ...] = ()
     strides: tuple[int, ...] = ()
+    device: str = "cpu"  # where a CNN's training passes run (resolved: cpu or cuda)
 
     def build_net(self, n_obs: int, n_out: int, hidden: list[int] | None = None) -> PrunableNet:
         """A fresh network of this spec's family from ``n_obs`` flat inputs to ``n_out``

@@ -113,7 +113,8 @@ class PPOAgent(Agent):
     def set_policy(self, net: PrunableNet) -> None:
         self.actor = net
         self.trainer = FlatTrainer([net, self.critic], [self.log_std] if self.continuous else [],
-                                   lr=self.hp.lr, eps=1e-5, max_grad_norm=self.hp.max_grad_norm)
+                                   lr=self.hp.lr, eps=1e-5, max_grad_norm=self.hp.max_grad_norm,
+                                   device=self.spec.device)
 
     def train(self, steps: int, *, penalty: Penalty | None = None,
               progress: Progress | None = None) -> None:

@@ -11,6 +11,7 @@ writes each layer's gradient straight into the flat gradient buffer, and
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, Mapping, Protocol, Sequence
 
@@ -18,7 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import MLP, PrunableNet, activations
+from nas_prune.rl.optim.flatcnn import FlatCNN
 
 __all__ = ["AutogradNet", "FastNet", "FlatMLP", "FlatTrainer", "Penalty", "TrainerHook",
            "fast_net", "gradient_steps_taken"]
@@ -140,27 +143,65 @@ class AutogradNet:
 
     ``forward(x, record=True)`` keeps the graph for one following ``backward(d_out)``, which
     overwrites the parameters' ``.grad`` tensors (slices of a trainer's flat buffer).
+
+    On a ``device`` other than the CPU, training passes run on a mirror of the net there:
+    every forward first copies the CPU weights into it (they stay the weights everyone
+    reads: acting, pruning, masks, snapshots, state dicts), and ``backward`` copies the
+    gradients back into the CPU buffer, where clipping, Adam and the masks run as on the
+    CPU. ``mirror=True`` takes that path on the CPU too (tests).
     """
 
-    def __init__(self, net: PrunableNet) -> None:
+    def __init__(self, net: PrunableNet, device: str = "cpu", *,
+                 mirror: bool | None = None) -> None:
         self.net = net
+        self.device = torch.device(device)
+        self._mirrored = self.device.type != "cpu" if mirror is None else mirror
+        self._mirror: nn.Module | None = None
         self._out: Tensor | None = None
 
     def bind(self) -> None:
-        """Nothing to re-read: autograd uses the parameters wherever their storage is."""
+        """Drop the device mirror (rebuilt at the next forward): the parameters moved."""
+        self._mirror = None
+
+    def _model(self) -> nn.Module:
+        """The module training passes run: the net, or its device mirror with the
+        current CPU weights copied in."""
+        if not self._mirrored:
+            return self.net
+        params = list(self.net.parameters())
+        mirror = self._mirror
+        if mirror is None or any(m.shape != p.shape
+                                 for m, p in zip(mirror.parameters(), params)):
+            if self.device.type == "cuda":
+                # same seed, same weights (cuDNN's autotuned and atomic-add kernels are
+                # not run to run reproducible); process-wide, as flushing denormals is
+                torch.backends.cudnn.deterministic = True
+                torch.backends.cudnn.benchmark = False
+            mirror = copy.deepcopy(self.net).to(self.device)
+            for m in mirror.parameters():
+                m.grad = None
+                m.requires_grad_(True)
+            self._mirror = mirror
+        with torch.no_grad():
+            for m, p in zip(mirror.parameters(), params):
+                m.copy_(p, non_blocking=True)
+        return mirror
 
     def act_forward(self, x: np.ndarray) -> np.ndarray:
-        """The output for a few rows of float32 observations (acting)."""
+        """The output for a few rows of float32 observations (acting; on the CPU)."""
         with torch.no_grad():
             return self.net(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
     def forward(self, x: Tensor, *, record: bool = False) -> Tensor:
-        """The network's output for a batch ``x`` (detached; the graph kept if ``record``)."""
+        """The network's output for a batch ``x`` (a CPU tensor, detached; the graph kept
+        if ``record``)."""
+        model = self._model()
+        x = x.to(self.device, non_blocking=True)
         if not record:
             with torch.no_grad():
-                return self.net(x)
-        self._out = self.net(x)
-        return self._out.detach()
+                return model(x).cpu()
+        self._out = model(x)
+        return self._out.detach().cpu()
 
     def backward(self, d_out: Tensor) -> None:
         """Write d loss / d parameters, given d loss / d output (of the first rows of the
@@ -168,9 +209,12 @@ class AutogradNet:
         if self._out is None:
             raise RuntimeError("AutogradNet.backward needs a forward(..., record=True) first")
         out, self._out = self._out, None
-        params = list(self.net.parameters())
-        grads = torch.autograd.grad(out[:len(d_out)], params, d_out, allow_unused=True)
-        for p, g in zip(params, grads):
+        model = self._mirror if self._mirrored else self.net
+        assert model is not None, "a recorded forward built the mirror"
+        inner = list(model.parameters())
+        grads = torch.autograd.grad(out[:len(d_out)], inner, d_out.to(self.device),
+                                    allow_unused=True)
+        for p, g in zip(self.net.parameters(), grads):
             assert p.grad is not None, "backward needs a FlatTrainer's net"
             if g is None:
                 p.grad.zero_()
@@ -178,12 +222,18 @@ class AutogradNet:
                 p.grad.copy_(g)
 
 
-FastNet = FlatMLP | AutogradNet
+FastNet = FlatMLP | FlatCNN | AutogradNet
 
 
-def fast_net(net: PrunableNet) -> FastNet:
-    """The training path for ``net``: the hand-written one for an MLP, autograd otherwise."""
-    return FlatMLP(net) if isinstance(net, MLP) else AutogradNet(net)
+def fast_net(net: PrunableNet, device: str = "cpu") -> FastNet:
+    """The training path for ``net``: the hand-written one for an MLP (always on the CPU:
+    at these widths per-op overhead, not arithmetic, sets its speed) and for a CNN on the
+    CPU; autograd otherwise (a CNN on CUDA, through a device mirror)."""
+    if isinstance(net, MLP):
+        return FlatMLP(net)
+    if isinstance(net, CNN) and torch.device(device).type == "cpu":
+        return FlatCNN(net)
+    return AutogradNet(net, device)
 
 
 def _flatten_into(params: Sequence[nn.Parameter], data: Tensor, grad: Tensor) -> None:
@@ -212,7 +262,8 @@ class FlatTrainer:
     """
 
     def __init__(self, nets: Sequence[PrunableNet], extra: Sequence[nn.Parameter] = (), *,
-                 lr: float, eps: float = 1e-8, max_grad_norm: float | None = None) -> None:
+                 lr: float, eps: float = 1e-8, max_grad_norm: float | None = None,
+                 device: str = "cpu") -> None:
         for net in nets:  # refuse an unknown activation before moving any storage
             activations.get(net.activation)
         # Adam's moments of a parameter whose gradient stays exactly zero (a dead ReLU unit,
@@ -227,7 +278,7 @@ class FlatTrainer:
         _flatten_into(self.params, self.flat, self.grad)
         self._where = [(p, p.data_ptr(), p.grad.data_ptr())  # type: ignore[union-attr]
                        for p in self.params]
-        self.mlps = {id(net): fast_net(net) for net in self.nets}
+        self.mlps = {id(net): fast_net(net, device) for net in self.nets}
         self.lr, self.eps, self.max_grad_norm = lr, eps, max_grad_norm
         self._adam = (torch.zeros(total), torch.zeros(total), torch.zeros(()))
         self.hook: TrainerHook | None = None

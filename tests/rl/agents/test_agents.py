@@ -100,6 +100,21 @@ def test_dqn_double_and_vanilla_differ() -> None:
     assert weights_hash(a.policy) != weights_hash(b.policy)
 
 
+@pytest.mark.parametrize("warmup", [True, False])
+def test_dqn_random_warmup_acts_without_the_q_network_until_learning_starts(
+        warmup: bool) -> None:
+    # epsilon 0 throughout: only the warm-up can make an action random
+    hyper = {"learning_starts": 50, "train_freq": 1000, "exploration_initial_eps": 0.0,
+             "exploration_final_eps": 0.0, "random_warmup": warmup}
+    agent = _agent("dqn", "CartPole-v1", hyper=hyper)
+    greedy_at: list[int] = []
+    act = agent.fq.act_forward  # type: ignore[attr-defined]
+    agent.fq.act_forward = lambda x: (greedy_at.append(agent.env_steps), act(x))[1]  # type: ignore[attr-defined]
+    agent.train(80)
+    agent.close()
+    assert greedy_at == (list(range(50, 80)) if warmup else list(range(80)))
+
+
 def test_dqn_target_copies_the_q_network_at_the_next_round() -> None:
     hyper = {"learning_starts": 100, "train_freq": 50, "gradient_steps": 4,
              "target_update_interval": 10}
@@ -128,3 +143,68 @@ def test_ppo_ortho_init_is_sb3s() -> None:
                                        rtol=1e-4)
             assert not layer.bias.any()
     assert default.policy.linears()[0].bias.any()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_])
+def test_replay_stores_integer_images_in_bytes_and_returns_the_envs_floats(dtype: Any) -> None:
+    import gymnasium as gym
+
+    from nas_prune.rl.agents.dqn import ReplayBuffer
+    from nas_prune.rl.envs import flat_observations, observation_levels
+
+    high = 255 if dtype == np.uint8 else 1
+    space = gym.spaces.Box(0, high, (3, 4, 2), dtype)
+
+    class Images(gym.Env):  # type: ignore[type-arg]
+        observation_space, action_space = space, gym.spaces.Discrete(2)
+
+    env = flat_observations(Images())
+    levels = observation_levels(env)
+    assert levels == (1 / 255 if dtype == np.uint8 else 1.0)
+    rng = np.random.default_rng(0)
+    frames = [env.observation(rng.integers(0, high + 1, space.shape).astype(dtype))
+              for _ in range(6)]
+    buf = ReplayBuffer(4, 24, levels=levels)  # wraps around once
+    for i in range(5):
+        buf.add(frames[i], i % 2, 1.0, frames[i + 1], False)
+    assert buf.obs.dtype == np.uint8 and buf.obs.nbytes == 4 * 24
+    obs, _, _, next_obs, _ = buf.sample(np.array([0, 1, 3]))
+    assert obs.dtype == np.float32
+    np.testing.assert_array_equal(obs, np.stack([frames[4], frames[1], frames[3]]))
+    np.testing.assert_array_equal(next_obs, np.stack([frames[5], frames[2], frames[4]]))
+    assert observation_levels(flat_observations(
+        gym.make("CartPole-v1"))) is None  # not an image: float32 storage
+
+
+@pytest.mark.parametrize("name", ["dqn", "ppo"])
+def test_cnn_agents_train_the_same_through_a_device_mirror(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path a CUDA device takes (``AutogradNet`` with a mirror: weights copied in per
+    forward, gradients copied back, outputs brought back to the CPU), run on the CPU inside
+    whole agents: the same weights as autograd on the net itself, bit for bit."""
+    from nas_prune.rl.agents import dqn
+    from nas_prune.rl.optim import flatnet
+
+    hyper = ({"learning_starts": 64, "train_freq": 4, "gradient_steps": 2, "batch_size": 8,
+              "target_update_interval": 32} if name == "dqn"
+             else {"n_envs": 2, "n_steps": 16, "batch_size": 16, "n_epochs": 2})
+    weights = []
+    for mirror in (False, True):
+        def path(net: Any, device: str = "cpu", mirror: bool = mirror) -> Any:
+            if isinstance(net, flatnet.MLP):
+                return flatnet.FlatMLP(net)
+            return flatnet.AutogradNet(net, device, mirror=mirror)
+
+        monkeypatch.setattr(flatnet, "fast_net", path)
+        monkeypatch.setattr(dqn, "fast_net", path)
+        cls = agents.get(name)
+        spec = AgentSpec(env=EnvSpec("MinAtar/Breakout-v1", {}, 200), hidden=[8],
+                         activation="relu", hyper=cls.Hyper(**hyper), seed=0, train_steps=160,
+                         network="cnn", channels=(2,), kernels=(3,), strides=(2,))
+        agent = cls(spec)
+        agent.train(160)
+        agent.close()
+        weights.append(agent.state_tensors())
+    assert weights[0].keys() == weights[1].keys()
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key]), key

@@ -11,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_prune.rl.cnn import CNN
 from nas_prune.rl.networks import MLP, activations
-from nas_prune.rl.optim.flatnet import FlatTrainer, Penalty
+from nas_prune.rl.optim.flatcnn import FlatCNN
+from nas_prune.rl.optim.flatnet import AutogradNet, FlatMLP, FlatTrainer, Penalty, fast_net
 
 SIZES = [5, 16, 12, 3]
 ATOL = 1e-6
@@ -458,3 +460,47 @@ def test_hook_sees_the_gradient_before_the_update_and_runs_after_it() -> None:
     flat_step(trainer, net, batches.xs[0], batches.target)
     assert seen == ["before True", "after"]
     assert all(torch.equal(v, start[k]) for k, v in snapshot(net).items())
+
+
+# --- a CNN through autograd, directly and through a device mirror ---------------------------
+
+def _cnn(seed: int = 0) -> CNN:
+    torch.manual_seed(seed)
+    return CNN((2, 6, 5), [4, 3], [3, 2], [1, 2], [8], 3)
+
+
+def test_cnn_device_mirror_trains_exactly_like_the_direct_path() -> None:
+    # The path a CUDA device takes (weights copied into a mirror per forward, gradients
+    # copied back), run on the CPU: the same weights bit for bit, masks kept, and the
+    # mirror follows weights changed outside training (a target sync, a mask, a load).
+    direct, mirrored = _cnn(), _cnn()
+    for net in (direct, mirrored):
+        net.set_mask("convs.0", (torch.arange(4 * 2 * 9).reshape(4, 2, 3, 3) % 3 != 0).float())
+    trainer_a = FlatTrainer([direct], lr=1e-2, max_grad_norm=0.5)
+    trainer_b = FlatTrainer([mirrored], lr=1e-2, max_grad_norm=0.5)
+    trainer_a.mlps[id(direct)] = AutogradNet(direct)
+    trainer_b.mlps[id(mirrored)] = AutogradNet(mirrored, mirror=True)
+    gen = torch.Generator().manual_seed(3)
+    for i in range(5):
+        x, target = torch.randn(7, 60, generator=gen), torch.randn(5, 3, generator=gen)
+        for trainer, net in ((trainer_a, direct), (trainer_b, mirrored)):
+            out = trainer[net].forward(x, record=True)
+            trainer.step({net: mse_d_out(out[:5], target)}, what="test loss")
+        if i == 2:  # a weight changed between steps reaches the mirror
+            for net in (direct, mirrored):
+                with torch.no_grad():
+                    net.fc[0].weight.mul_(0.5)
+    mirror = cast(AutogradNet, trainer_b[mirrored])._mirror  # noqa: SLF001
+    assert mirror is not None and mirror is not mirrored
+    for key, value in direct.state_dict().items():
+        assert torch.equal(mirrored.state_dict()[key], value), key
+    assert bool((mirrored.convs[0].weight[direct.effective_masks()[0][0] == 0] == 0).all())
+    x = torch.randn(4, 60, generator=gen)
+    assert torch.equal(trainer_b[mirrored].forward(x), trainer_a[direct].forward(x))
+
+
+def test_fast_net_puts_only_cnns_on_the_device() -> None:
+    assert isinstance(fast_net(MLP([3, 4, 2]), "cuda"), FlatMLP)
+    assert isinstance(fast_net(_cnn(), "cpu"), FlatCNN)
+    cnn = fast_net(_cnn(), "cuda")
+    assert isinstance(cnn, AutogradNet) and cnn.device.type == "cuda"
