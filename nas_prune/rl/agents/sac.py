@@ -76,6 +76,7 @@ class SACAgent(Agent):
     Hyper = SACHyper
     default_hidden = [256, 256]
     default_activation = "relu"
+    outputs_per_action = 2
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
@@ -100,7 +101,7 @@ class SACAgent(Agent):
         self.log_alpha = torch.nn.Parameter(torch.full((1,), math.log(hp.ent_coef_init)))
         self.target_entropy = (-float(self.n_act) if hp.target_entropy is None
                                else hp.target_entropy)
-        self.set_policy(spec.build_net(n_obs, 2 * self.n_act))
+        self.set_policy(spec.build_net(n_obs, self.outputs_per_action * self.n_act))
         self.buffer = _BoxReplay(hp.buffer_size, n_obs, self.n_act)
         self._obs, _ = self.env.reset(seed=spec.seed)
         self._finetuning = False
