@@ -87,8 +87,8 @@ class SACAgent(Agent):
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)
-        hp = self.hp = spec.hyper  # type: ignore[assignment]
-        assert isinstance(hp, SACHyper)
+        self.hp: SACHyper = spec.hyper  # type: ignore[assignment]
+        hp = self.hp
         torch.manual_seed(spec.seed)
         self.env = make_env(spec.env.id, spec.env.kwargs,
                             max_episode_steps=spec.env.max_episode_steps)
@@ -152,7 +152,8 @@ class SACAgent(Agent):
             action = self._explore(self._obs)
             next_obs, reward, term, trunc, _ = self.env.step(self._head.from_unit(action))
             # a time-limit truncation is not terminal: the target bootstraps through it
-            self.buffer.add(self._obs, action, float(reward), next_obs, bool(term))
+            self.buffer.add(self._obs, action, float(reward), next_obs,  # type: ignore[arg-type]
+                            bool(term))
             self._obs = next_obs
             if term or trunc:
                 self._obs, _ = self.env.reset()
@@ -164,7 +165,7 @@ class SACAgent(Agent):
                 progress(self.env_steps)
 
     def _gradient_step(self, penalty: Penalty | None) -> None:
-        hp, rows = self.hp, self.hp.batch_size
+        rows = self.hp.batch_size
         obs, action, reward, next_obs, term = self.buffer.sample(
             self.rng.integers(0, len(self.buffer), rows))
         obs, next_obs = self.net_input(obs), self.net_input(next_obs)
