@@ -15,6 +15,14 @@ TINY_PPO: dict[str, Any] = {
     "pruning": {"method": "importance", "sparsity": 0.5, "finetune": {"steps": 512}},
     "eval": {"episodes": 5},
 }
+TINY_SAC: dict[str, Any] = {
+    "env": {"id": "Pendulum-v1"},
+    "agent": {"name": "sac", "hidden": [16, 16], "train_steps": 400,
+              "hyper": {"learning_starts": 100, "batch_size": 32, "buffer_size": 5000,
+                        "critic_hidden": [16, 16]}},
+    "pruning": {"method": "magnitude", "sparsity": 0.5, "finetune": {"steps": 200}},
+    "eval": {"episodes": 3},
+}
 TINY_DQN: dict[str, Any] = {
     "agent": {"name": "dqn", "hidden": [16, 16], "train_steps": 800,
               "hyper": {"learning_starts": 200, "train_freq": 64, "gradient_steps": 8}},

@@ -66,6 +66,14 @@ policy, spec = load(sys.argv[1])
 obs = torch.tensor(json.load(open(sys.argv[2])), dtype=torch.float32)
 with torch.no_grad():
     out = policy(obs)
-# spec["head"]["kind"]: "q" / "categorical" -> argmax; "gaussian" -> the mean, clipped
-actions = out.argmax(dim=1) if spec["head"]["kind"] != "gaussian" else out
+# spec["head"]["kind"]: "q" / "categorical" -> argmax; "gaussian" -> the mean, clipped;
+# "squashed" (SAC) -> tanh of the first len(low) outputs, rescaled to [low, high]
+head = spec["head"]
+if head["kind"] == "gaussian":
+    actions = out.clamp(torch.tensor(head["low"]), torch.tensor(head["high"]))
+elif head["kind"] == "squashed":
+    low, high = torch.tensor(head["low"]), torch.tensor(head["high"])
+    actions = low + (torch.tanh(out[:, :len(low)]) + 1.0) * (0.5 * (high - low))
+else:
+    actions = out.argmax(dim=1)
 print(json.dumps(actions.tolist()))

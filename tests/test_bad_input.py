@@ -194,7 +194,7 @@ def _report_missing_study(c: Ctx) -> tuple[list[str], Path]:
 SAMPLERS = ("nsga2", "tpe", "random")
 OBJECTIVE_NAMES = tuple(DIRECTIONS)
 BACKENDS = ("optuna", "ray")
-AGENTS = ("dqn", "ppo")
+AGENTS = ("dqn", "ppo", "sac")
 DEVICES = ("auto", "cpu", "cuda")
 NO_CUDA = (pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),)
 PG_URL = "postgresql://nobody@127.0.0.1:1/nodb"  # port 1: refused at once
@@ -229,6 +229,11 @@ CASES = [
          (("agent.name", "env.id"), "action space", "Discrete")),
     Case("trial-dqn-on-box-actions", _trial_case("--env", "Pendulum-v1", "--agent", "dqn"),
          (("agent.name", "env.id"), "action space", "Discrete")),
+    Case("trial-sac-on-discrete-actions", _trial_case("--env", "CartPole-v1", "--agent", "sac"),
+         (("agent.name", "env.id"), "action space", "Box")),
+    Case("sweep-sac-on-discrete-actions",
+         _sweep_case(env={"id": "CartPole-v1"}, agent={"name": "sac", "train_steps": 512}),
+         (("agent.name", "env.id"), "action space", "Box")),
     Case("sweep-dict-observation", _sweep_case(env={"id": DICT_ENV}),
          ("env.id", "observation space", "Dict")),
     Case("trial-dict-observation", _trial_case("--env", DICT_ENV, "--agent", "ppo"),

@@ -12,15 +12,17 @@ from nas_prune.rl.networks import PrunableNet
 
 __all__ = ["HEADS", "Head", "act", "actions_from_output"]
 
-HEADS = ("q", "categorical", "gaussian")
+HEADS = ("q", "categorical", "gaussian", "squashed")
 
 
 @dataclass(frozen=True)
 class Head:
     """How a policy network's output becomes an action.
 
-    kind: "q" (argmax of Q-values), "categorical" (argmax of logits) or "gaussian"
-    (the mean, clipped to ``low``/``high``).
+    kind: "q" (argmax of Q-values), "categorical" (argmax of logits), "gaussian"
+    (the mean, clipped to ``low``/``high``) or "squashed" (SAC's deterministic action: the
+    first ``len(low)`` outputs are the Gaussian's mean, the rest its log-std, unused here;
+    ``tanh(mean)`` rescaled from [-1, 1] to [``low``, ``high``]).
     """
 
     kind: str
@@ -33,6 +35,17 @@ class Head:
         if isinstance(space, gym.spaces.Box):
             return cls(kind, space.low.tolist(), space.high.tolist())
         return cls(kind)
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are Box vectors (not argmax indices)."""
+        return self.kind in ("gaussian", "squashed")
+
+    def from_unit(self, unit: np.ndarray) -> np.ndarray:
+        """Actions in [-1, 1] rescaled to [``low``, ``high``] (SB3's ``unscale_action``)."""
+        assert self.low is not None and self.high is not None, "rescaling needs bounds"
+        low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
+        return low + (unit + 1.0) * (0.5 * (high - low))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Head:
@@ -57,5 +70,8 @@ def actions_from_output(head: Head, out: torch.Tensor) -> tuple[np.ndarray, np.n
         if head.low is not None and head.high is not None:
             mean = np.clip(mean, head.low, head.high)
         return mean, None
+    if head.kind == "squashed":
+        assert head.low is not None, "a squashed head has bounds"
+        return head.from_unit(np.tanh(out[..., :len(head.low)].numpy())), None
     qmax, greedy = out.max(dim=-1)
     return greedy.numpy(), (qmax.numpy() if head.kind == "q" else None)

@@ -54,7 +54,8 @@ def record_info(study: optuna.Study, sweep: Sweep, *, overwrite: bool = True) ->
     a joining worker (``overwrite`` False) only fills it in when missing."""
     c = sweep.config
     env = make_env(c.env.id, c.env.kwargs, max_episode_steps=c.env.max_episode_steps)
-    ref = sweep.reference_params(obs_dim(env.observation_space), act_dim(env.action_space))
+    outputs = act_dim(env.action_space) * agents.get(c.agent.name).outputs_per_action
+    ref = sweep.reference_params(obs_dim(env.observation_space), outputs)
     env.close()
     info = {"name": c.name, "env": c.env.id, "agent": c.agent.name, "ref_params": ref,
             "return_floor": c.return_floor, "max_return": c.max_return,

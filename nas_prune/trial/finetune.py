@@ -97,7 +97,7 @@ def distill(agent: Agent, teacher: PrunableNet, cfg: FinetuneConfig, steps: int,
 def _student_step(vec: object, student: PrunableNet, agent: Agent, obs: np.ndarray,
                   rng: np.random.Generator) -> np.ndarray:
     action, _ = act(student, agent.head, obs)
-    if agent.head.kind != "gaussian":
+    if not agent.head.continuous:
         explore = rng.random(len(action)) < DISTILL_EPS
         action = np.where(explore, vec.action_space.sample(), action)  # type: ignore[attr-defined]
     next_obs, *_ = vec.step(action)  # type: ignore[attr-defined]

@@ -63,7 +63,7 @@ def test_layer_sparsity_plan(method: str, hidden: list[int], sparsity: Any,
 
 
 @pytest.mark.parametrize(("data", "error"), [
-    ({"agent": {"name": "sac"}}, "agent.name: unknown agent 'sac'; allowed: dqn, ppo"),
+    ({"agent": {"name": "a2c"}}, "agent.name: unknown agent 'a2c'; allowed: dqn, ppo, sac"),
     ({"agent": {"hyper": {"lrr": 1}}}, "agent.hyper.lrr: unknown key"),
     ({"agent": {"hyper": {"gamma": 2}}},
      "agent.hyper.gamma: Input should be less than or equal to 1"),

@@ -9,12 +9,13 @@ import pytest
 from nas_prune.config.base import parse
 from nas_prune.config.trial import TrialConfig
 from nas_prune.trial.run import run_trial
-from tests.conftest import TINY_DQN, TINY_PPO
+from tests.conftest import TINY_DQN, TINY_PPO, TINY_SAC
 
 TRIALS: dict[str, dict[str, Any]] = {
     "categorical": {**TINY_PPO, "env": {"id": "CartPole-v1"}},
     "q": {**TINY_DQN, "env": {"id": "CartPole-v1"}},
     "gaussian": {**TINY_PPO, "env": {"id": "Pendulum-v1"}, "eval": {"episodes": 3}},
+    "squashed": TINY_SAC,
 }
 
 

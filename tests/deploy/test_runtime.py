@@ -20,7 +20,9 @@ from nas_prune.rl.networks import MLP  # noqa: E402
 
 HEADS = {"q": Head("q"), "categorical": Head("categorical"),
          # bounds inside the outputs' range, so clipping is exercised
-         "gaussian": Head("gaussian", [-0.05, -0.1], [0.05, 0.1])}
+         "gaussian": Head("gaussian", [-0.05, -0.1], [0.05, 0.1]),
+         # one action: the second output is a log-std the deployed action ignores
+         "squashed": Head("squashed", [-2.0], [1.0])}
 
 
 def _write(tmp: Path, net: MLP, head: Head, cfg: TrialConfig | None = None) -> Path:
@@ -42,6 +44,9 @@ def test_onnx_act_equals_torch_act(kind: str, tmp_path: Path) -> None:
     if kind == "gaussian":
         np.testing.assert_allclose(got, want, atol=1e-5)
         assert (np.abs(want) == 0.1).any()  # some actions were clipped
+    elif kind == "squashed":
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert got.shape == (256, 1) and got.min() >= -2.0 and got.max() <= 1.0
     else:
         assert np.array_equal(got, want)
     assert (got_q is None) == (want_q is None) == (kind != "q")
@@ -51,7 +56,7 @@ def test_onnx_act_equals_torch_act(kind: str, tmp_path: Path) -> None:
 
 def test_bad_head_kind_in_metadata_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, MLP([4, 8, 2]), Head("softmax"))
-    with pytest.raises(DeployError, match="head.kind must be one of q, categorical, gaussian"):
+    with pytest.raises(DeployError, match="head.kind must be one of q, categorical, gaussian, squashed"):
         load_onnx_policy(path)
 
 

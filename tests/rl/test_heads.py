@@ -82,4 +82,13 @@ def test_head_for_box_space_keeps_bounds() -> None:
 
 
 def test_head_kinds() -> None:
-    assert HEADS == ("q", "categorical", "gaussian")
+    assert HEADS == ("q", "categorical", "gaussian", "squashed")
+
+
+def test_squashed_head_is_tanh_of_the_means_rescaled_to_the_bounds() -> None:
+    # 2 actions: outputs 0-1 are the means, 2-3 log-stds (ignored when acting)
+    obs = np.array([[0.0, 100.0, 5.0, -5.0], [-100.0, 0.5, 0.0, 0.0]], np.float32)
+    action, q = act(_identity(4), Head("squashed", [-2.0, 0.0], [2.0, 1.0]), obs)
+    expected = [[0.0, 1.0], [-2.0, 0.5 + 0.5 * np.tanh(0.5)]]
+    np.testing.assert_allclose(action, expected, rtol=1e-6, atol=1e-6)
+    assert q is None and Head("squashed").continuous and not Head("q").continuous

@@ -189,7 +189,7 @@ def _resave_with_spec_digest(d: Path) -> None:
     (_tamper_spec(sizes=[4, "8", 6, 2]), "needs sizes (positive ints), activation and head"),
     (_tamper_spec(activation=None), "needs sizes (positive ints), activation and head"),
     (_tamper_spec(head="q"), "needs sizes (positive ints), activation and head"),
-    (_tamper_spec(head={"kind": "beta"}), "head.kind must be one of q, categorical, gaussian"),
+    (_tamper_spec(head={"kind": "beta"}), "head.kind must be one of q, categorical, gaussian, squashed"),
     (_tamper_spec(sha256="0" * 64), "does not match the SHA-256 in its spec"),
     (_flip_a_weight, "does not match the SHA-256 in its spec"),
     (_write(POLICY_WEIGHTS, pickle.dumps({"w": 1})), "is not a valid safetensors file"),

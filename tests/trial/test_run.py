@@ -8,7 +8,7 @@ import pytest
 
 from nas_prune import TrialConfig, run_trial
 from nas_prune.config.base import ConfigError, parse
-from tests.conftest import TINY_DQN, TINY_PPO
+from tests.conftest import TINY_DQN, TINY_PPO, TINY_SAC
 
 
 def _cfg(base: dict[str, Any], **pruning: Any) -> TrialConfig:
@@ -17,7 +17,7 @@ def _cfg(base: dict[str, Any], **pruning: Any) -> TrialConfig:
     return parse(TrialConfig, data)
 
 
-@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN], ids=["ppo", "dqn"])
+@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN, TINY_SAC], ids=["ppo", "dqn", "sac"])
 def test_same_seed_same_weights_and_returns(base: dict[str, Any]) -> None:
     a = run_trial(_cfg(base)).metrics.as_dict()
     b = run_trial(_cfg(base)).metrics.as_dict()
@@ -87,6 +87,21 @@ def test_schedules_keep_pruned_weights_zero(schedule: str, mode: str) -> None:
         assert all(s <= 0.6 + 0.01 for s in r.metrics.layer_sparsity)
 
 
+@pytest.mark.parametrize(("schedule", "method", "mode"), [
+    ("oneshot", "magnitude", "distill"), ("gradual", "magnitude", "rl"),
+    ("iterative", "importance", "rl"), ("oneshot", "l1", "rl")])
+def test_sac_prunes_and_finetunes_its_actor(schedule: str, method: str, mode: str) -> None:
+    cfg = _cfg(TINY_SAC, method=method, sparsity=0.5, schedule=schedule, steps=2,
+               finetune={"steps": 200, "mode": mode})
+    r = run_trial(cfg)
+    for layer in r.policy.prunable_layers():
+        if layer.mask is not None:
+            assert (layer.weight[layer.mask == 0] == 0).all()
+    assert r.metrics.params_nonzero < r.metrics.params_dense
+    # twin critics 4 -> 16 -> 16 -> 1 and their targets, and log(alpha)
+    assert r.metrics.params_training_only == 4 * (4 * 16 + 16 + 16 * 16 + 16 + 16 + 1) + 1
+
+
 def test_l1_method_runs_with_penalty() -> None:
     cfg = _cfg(TINY_DQN, method="l1", sparsity=0.7, method_params={"l1_coef": 1e-3})
     m = run_trial(cfg).metrics.as_dict()
@@ -135,7 +150,7 @@ TRAINING_CASES = [("during", "magnitude", {}), ("during", "importance", {}),
                   ("sparse", "rigl", {"update_every": 4})]
 
 
-@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN], ids=["ppo", "dqn"])
+@pytest.mark.parametrize("base", [TINY_PPO, TINY_DQN, TINY_SAC], ids=["ppo", "dqn", "sac"])
 @pytest.mark.parametrize(("schedule", "method", "params"), TRAINING_CASES,
                          ids=[f"{s}-{m}" for s, m, _ in TRAINING_CASES])
 def test_training_schedules_pay_their_whole_training(

@@ -60,6 +60,8 @@ class Agent:
     trainer: FlatTrainer  # updates the policy (and any training-only nets); set_policy sets it
     default_hidden: ClassVar[list[int]]
     default_activation: ClassVar[str]
+    # the policy's outputs per action dimension (SAC: a mean and a log-std)
+    outputs_per_action: ClassVar[int] = 1
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec

@@ -102,7 +102,7 @@ class DQNAgent(Agent):
         super().check_env(env)
         if not isinstance(env.action_space, gym.spaces.Discrete):
             raise ValueError(f"agent.name: dqn needs a Discrete action space, env has "
-                             f"{env.action_space}; allowed agents for it: ppo")
+                             f"{env.action_space}; allowed agents for it: ppo, sac")
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)

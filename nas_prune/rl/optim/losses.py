@@ -12,8 +12,10 @@ import math
 
 import numpy as np
 
-__all__ = ["Array", "LOG_2PI", "cross_entropy_grad", "huber_q_grad", "kl_grad", "log_softmax",
-           "mse_grad", "normalized", "ppo_categorical_grad", "ppo_gaussian_grad", "surrogate_grad"]
+__all__ = ["Array", "LOG_2PI", "LOG_STD_MAX", "LOG_STD_MIN", "cross_entropy_grad", "huber_q_grad",
+           "kl_grad", "log_softmax", "mse_grad", "normalized", "ppo_categorical_grad",
+           "ppo_gaussian_grad", "sac_actor_grad", "squashed_mse_grad", "squashed_sample",
+           "surrogate_grad"]
 
 Array = np.ndarray
 LOG_2PI = math.log(2 * math.pi)
@@ -105,3 +107,55 @@ def kl_grad(student_logits: Array, teacher_logits: Array) -> Array:
     (batch mean): softmax(student) - softmax(teacher), over B."""
     diff = np.exp(log_softmax(student_logits)) - np.exp(log_softmax(teacher_logits))
     return diff / len(student_logits)
+
+
+# SAC's log-std clamp (SB3's LOG_STD_MIN / LOG_STD_MAX) and the epsilon inside its tanh
+# correction log(1 - tanh(u)^2 + 1e-6)
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+SQUASH_EPS = 1e-6
+
+
+def squashed_sample(out: Array, noise: Array) -> tuple[Array, Array]:
+    """A reparameterised draw from SAC's tanh-squashed diagonal Gaussian and its log-density.
+
+    ``out``: the actor's output, mean in the first ``A`` columns and log-std (clamped to
+    [LOG_STD_MIN, LOG_STD_MAX]) in the last ``A``; ``noise``: standard normal, ``B × A``.
+    Returns (action in (-1, 1), log-probability per row), the density by the change of
+    variables a = tanh(u): log N(u) - sum log(1 - a^2 + 1e-6), as SB3 computes it.
+    """
+    n = noise.shape[1]
+    log_std = np.clip(out[:, n:], LOG_STD_MIN, LOG_STD_MAX)
+    action = np.tanh(out[:, :n] + np.exp(log_std) * noise)
+    logp = (-0.5 * noise * noise - log_std - 0.5 * LOG_2PI
+            - np.log(1.0 - action * action + SQUASH_EPS)).sum(-1)
+    return action, logp.astype(np.float32)
+
+
+def sac_actor_grad(out: Array, noise: Array, action: Array, d_q: Array, *,
+                   alpha: float) -> Array:
+    """d/d out of SAC's actor loss ``mean(alpha * logp(a) - min_i Q_i(s, a))``, a drawn by
+    ``squashed_sample(out, noise)`` (reparameterised: ``noise`` fixed).
+
+    ``d_q``: d min_i Q_i(s, a) / d a per row (from the critics). With u = mean + std *
+    noise and a = tanh(u): da/du = 1 - a^2, d logp/du = 2a (1 - a^2) / (1 - a^2 + 1e-6),
+    d u/d mean = 1, d u/d log_std = std * noise, and logp has a -log_std term; the clamp
+    passes no gradient outside its range.
+    """
+    n, rows = noise.shape[1], len(out)
+    raw = out[:, n:]
+    log_std = np.clip(raw, LOG_STD_MIN, LOG_STD_MAX)
+    one_minus = 1.0 - action * action
+    d_u = (alpha * 2.0 * action * one_minus / (one_minus + SQUASH_EPS) - d_q * one_minus) / rows
+    inside = (raw >= LOG_STD_MIN) & (raw <= LOG_STD_MAX)
+    d_log_std = (d_u * np.exp(log_std) * noise - alpha / rows) * inside
+    return np.concatenate([d_u, d_log_std], 1).astype(np.float32)
+
+
+def squashed_mse_grad(student: Array, teacher: Array) -> Array:
+    """d/d student of ``mse(tanh(student_mean), tanh(teacher_mean))`` (mean over all action
+    elements) for SAC actor outputs (mean columns first, half of each row); the log-std
+    columns get no gradient."""
+    n = student.shape[1] // 2
+    a_s, a_t = np.tanh(student[:, :n]), np.tanh(teacher[:, :n])
+    d_mean = (a_s - a_t) * (1.0 - a_s * a_s) * (2.0 / a_s.size)
+    return np.concatenate([d_mean, np.zeros_like(d_mean)], 1).astype(np.float32)
