@@ -56,7 +56,8 @@ def test_onnx_act_equals_torch_act(kind: str, tmp_path: Path) -> None:
 
 def test_bad_head_kind_in_metadata_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, MLP([4, 8, 2]), Head("softmax"))
-    with pytest.raises(DeployError, match="head.kind must be one of q, categorical, gaussian, squashed"):
+    with pytest.raises(DeployError,
+                       match="head.kind must be one of q, categorical, gaussian, squashed"):
         load_onnx_policy(path)
 
 

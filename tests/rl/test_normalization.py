@@ -30,6 +30,7 @@ from nas_prune.rl.normalization import (
 from nas_prune.rl.optim.flatnet import FlatTrainer
 from nas_prune.trial.artifacts import load_policy, load_tensors
 from nas_prune.trial.dense_cache import DENSE_FILE, build_agent, dense_key
+from tests.conftest import TINY_SAC
 
 NORM_PPO: dict[str, Any] = {
     "env": {"id": "Pendulum-v1"},
@@ -170,12 +171,19 @@ def test_trial_keeps_the_dense_statistics_from_the_cache(tmp_path: Path, mode: s
     assert result.metrics.params == sum(p.numel() for p in result.policy.parameters())
 
 
-def test_export_reload_with_plain_torch_acts_as_the_trials_policy(tmp_path: Path) -> None:
+NORM_SAC: dict[str, Any] = {
+    **TINY_SAC, "agent": {**TINY_SAC["agent"],
+                          "hyper": {**TINY_SAC["agent"]["hyper"], "normalize_obs": True}}}
+
+
+@pytest.mark.parametrize("agent", ["ppo", "sac"])
+def test_export_reload_with_plain_torch_acts_as_the_trials_policy(tmp_path: Path,
+                                                                  agent: str) -> None:
     """The must-show: the README snippet (no nas_prune) reloads a normalising policy and
     acts as the trial's own policy on the same observations; without the stage it would
     not."""
     out = tmp_path / "t"
-    result = run_trial(_cfg(), out=out)
+    result = run_trial(_cfg() if agent == "ppo" else parse(TrialConfig, NORM_SAC), out=out)
     obs = (np.random.default_rng(0).normal(size=(8, 3)) * [1, 1, 6]).astype(np.float32)
     (tmp_path / "obs.json").write_text(json.dumps(obs.tolist()))
     snippet = Path(__file__).parents[1] / "export_snippet.py"
@@ -195,6 +203,40 @@ def test_export_reload_with_plain_torch_acts_as_the_trials_policy(tmp_path: Path
     assert not np.allclose(act(bare, result.head, obs)[0], want, atol=1e-3)
     spec = json.loads((out / "policy.json").read_text())
     assert spec["obs_norm"]["mean"] == result.policy.obs_norm.mean.tolist()  # type: ignore[union-attr]
+
+
+def test_sac_statistics_follow_the_observations_acted_on_then_freeze() -> None:
+    """SAC updates the actor's stage from every observation it acts on (numpy's mean/var
+    over the same rows), its critics read the same statistics, and begin_finetune freezes
+    them (a fine-tune round moves the weights, not the statistics)."""
+    from nas_prune.rl.agents import agents
+
+    cfg = parse(TrialConfig, NORM_SAC)
+    agent = build_agent(cfg, 0)
+    seen: list[np.ndarray] = []
+    explore = agent._explore  # type: ignore[attr-defined]
+
+    def record(obs: np.ndarray) -> np.ndarray:
+        seen.append(np.asarray(obs, np.float64).copy())
+        return explore(obs)
+
+    agent._explore = record  # type: ignore[attr-defined]
+    agent.train(300)
+    norm = agent.policy.obs_norm
+    assert norm is not None and isinstance(agent, agents.get("sac"))
+    rows = np.stack(seen)
+    np.testing.assert_allclose(norm.mean.numpy(), rows.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.var.numpy(), rows.var(0), rtol=1e-3, atol=1e-5)
+    obs = rows[:4].astype(np.float32)
+    np.testing.assert_allclose(agent.critic_input(obs), norm.normalize(obs))
+    assert not np.allclose(agent.critic_input(obs), obs)
+    agent.begin_finetune()
+    weight = agent.policy.state_dict()["layers.0.weight"]
+    before = (norm.mean.clone(), norm.var.clone(), weight.clone())
+    agent.train(64)
+    assert torch.equal(norm.mean, before[0]) and torch.equal(norm.var, before[1])
+    assert not torch.equal(agent.policy.state_dict()["layers.0.weight"], before[2])
+    agent.close()
 
 
 def test_cli_trial_then_evaluate_reproduces_its_returns(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from nas_prune.rl.agents.dqn import ReplayBuffer
 from nas_prune.rl.envs import act_dim, make_env, obs_dim
 from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import PrunableNet
+from nas_prune.rl.normalization import attach_obs_norm, freeze_obs_norm
 from nas_prune.rl.optim.flatnet import FlatTrainer
 from nas_prune.rl.optim.losses import sac_actor_grad, squashed_mse_grad, squashed_sample
 from nas_prune.rl.optim.twin import StackedMLP
@@ -59,6 +60,10 @@ class SACHyper(BaseModel):
     learn_ent_coef: bool = True  # false: alpha stays ent_coef_init
     target_entropy: float | None = None  # None: -dim(A), SB3's "auto"
     critic_hidden: list[int] = Field(default_factory=lambda: [256, 256], min_length=1)
+    # running observation mean/var as the actor's input stage (rl.normalization); updated
+    # from every observation acted on, frozen from begin_finetune; the replay buffer keeps
+    # raw observations, normalised when sampled (SB3's VecNormalize with off-policy agents)
+    normalize_obs: bool = False
 
 
 class _BoxReplay(ReplayBuffer):
@@ -101,7 +106,10 @@ class SACAgent(Agent):
         self.log_alpha = torch.nn.Parameter(torch.full((1,), math.log(hp.ent_coef_init)))
         self.target_entropy = (-float(self.n_act) if hp.target_entropy is None
                                else hp.target_entropy)
-        self.set_policy(spec.build_net(n_obs, self.outputs_per_action * self.n_act))
+        actor = spec.build_net(n_obs, self.outputs_per_action * self.n_act)
+        if hp.normalize_obs:
+            attach_obs_norm(actor, n_obs)
+        self.set_policy(actor)
         self.buffer = _BoxReplay(hp.buffer_size, n_obs, self.n_act)
         self._obs, _ = self.env.reset(seed=spec.seed)
         self._finetuning = False
@@ -123,14 +131,21 @@ class SACAgent(Agent):
         # the policy acts from the first step (no uniform warm-up); updates start once the
         # buffer holds one batch
         self._finetuning = True
+        freeze_obs_norm(self.actor)  # the statistics are fixed from here on
 
     def close(self) -> None:
         self.env.close()
 
     def net_input(self, obs: np.ndarray) -> np.ndarray:
-        """Env observations (rows) as the networks see them: the one place an observation
-        transform (normalisation) belongs."""
+        """Env observations (rows) as flat float32 rows: what the actor reads (its input
+        stage, if any, normalises inside its forward)."""
         return np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+
+    def critic_input(self, obs: np.ndarray) -> np.ndarray:
+        """``net_input`` rows as the critics read them: through the actor's input stage, so
+        the two can never use different statistics."""
+        norm = self.actor.obs_norm
+        return obs if norm is None else norm.normalize(obs)
 
     def _explore(self, obs: np.ndarray) -> np.ndarray:
         # an action in [-1, 1]^A: uniform during the warm-up, else a draw from the policy
@@ -148,7 +163,10 @@ class SACAgent(Agent):
     def train(self, steps: int, *, penalty: Penalty | None = None,
               progress: Progress | None = None) -> None:
         hp = self.hp
+        norm = self.actor.obs_norm
         for _ in range(steps):
+            if norm is not None:  # a frozen stage ignores it
+                norm.update(self.net_input(self._obs[None]))
             action = self._explore(self._obs)
             next_obs, reward, term, trunc, _ = self.env.step(self._head.from_unit(action))
             # a time-limit truncation is not terminal: the target bootstraps through it
@@ -179,8 +197,9 @@ class SACAgent(Agent):
         target = self._td_target(next_obs, sampled[rows:], logp[rows:], reward, term, alpha)
         # one critic pass over [buffer actions; policy actions]: the critic loss's gradient
         # from the first rows, d min Q / d action from the later ones
+        c_obs = self.critic_input(obs)
         q = self.critic(torch.from_numpy(np.concatenate(
-            [np.concatenate([obs, action], 1), np.concatenate([obs, sampled[:rows]], 1)])),
+            [np.concatenate([c_obs, action], 1), np.concatenate([c_obs, sampled[:rows]], 1)])),
             record=True).numpy()[..., 0]
         d_q = np.zeros_like(q)
         d_q[:, :rows] = (q[:, :rows] - target) / rows  # 0.5 * sum_i mse(Q_i, target)
@@ -200,7 +219,7 @@ class SACAgent(Agent):
     def _td_target(self, next_obs: np.ndarray, next_action: np.ndarray, next_logp: np.ndarray,
                    reward: np.ndarray, term: np.ndarray, alpha: float) -> np.ndarray:
         next_q = self.critic_target(torch.from_numpy(
-            np.concatenate([next_obs, next_action], 1))).numpy()[..., 0].min(0)
+            np.concatenate([self.critic_input(next_obs), next_action], 1))).numpy()[..., 0].min(0)
         return reward + self.hp.gamma * (1.0 - term) * (next_q - alpha * next_logp)
 
     @torch.no_grad()
