@@ -174,12 +174,14 @@ def worker(
     study: Optional[str] = typer.Option(None, "--study"),
     trials: Optional[int] = typer.Option(None, "--trials"),
     out: Optional[Path] = typer.Option(None, "--out"),
+    sampler_seed: Optional[int] = typer.Option(
+        None, "--sampler-seed", help="As given to the sweep (study <name>-seed<N>)."),
 ) -> None:
     """Join an existing study from any machine and run trials until it is full."""
     from nas_prune import app
 
     guarded(lambda: app.worker(sweep_file, storage=storage, study=study, trials=trials,
-                                     out=out))
+                                     out=out, sampler_seed=sampler_seed))
 
 
 @app.command()

@@ -139,3 +139,20 @@ def test_changed_objectives_are_refused_on_resume(ran: Path) -> None:
     res = runner.invoke(app, ["sweep", str(ran), "--no-report"])
     assert res.exit_code == 2, res.output
     assert "objectives: " in res.output and "--study" in res.output
+
+
+def test_a_worker_joins_the_second_sampler_seeds_study_and_fills_it(ran: Path) -> None:
+    """``worker --sampler-seed N`` finds the study ``sweep --sampler-seed N`` made (same
+    fingerprint, same name) and runs trials until it holds its total; the first study is
+    left alone."""
+    res = runner.invoke(app, ["sweep", str(ran), "--sampler-seed", "1", "--trials", "1",
+                              "--no-report"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["worker", str(ran), "--sampler-seed", "1", "--trials", "2"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(ran)
+    assert len(load_study(sw.storage, "tiny-seed1").trials) == 2
+    assert len(load_study(sw.storage, "tiny").trials) == 2
+    # without the seed, the worker's file says seed 0: the seeded study is not joined
+    res = runner.invoke(app, ["worker", str(ran), "--study", "tiny-seed1", "--trials", "3"])
+    assert res.exit_code == 2 and "sampler_seed: 1 -> 0" in res.output, res.output
