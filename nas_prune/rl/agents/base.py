@@ -57,6 +57,9 @@ class Agent:
     """
 
     Hyper: ClassVar[type[BaseModel]]
+    # the action spaces this agent acts in; check_env names the registered agents that fit
+    action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,
+                                                           gym.spaces.Box)
     trainer: FlatTrainer  # updates the policy (and any training-only nets); set_policy sets it
     default_hidden: ClassVar[list[int]]
     default_activation: ClassVar[str]
@@ -69,8 +72,16 @@ class Agent:
 
     @classmethod
     def check_env(cls, env: gym.Env) -> None:
-        """Raise ValueError naming ``agent.name`` when this agent cannot act in ``env``."""
+        """Raise ValueError naming ``agent.name`` when this agent cannot act in ``env``
+        (and, for its action space, the registered agents that can)."""
         check_spaces(env.observation_space, env.action_space)
+        space = env.action_space
+        if not isinstance(space, cls.action_spaces):
+            name = next((n for n in agents.names() if agents.get(n) is cls), cls.__name__)
+            kinds = " or ".join(kind.__name__ for kind in cls.action_spaces)
+            fit = [n for n in agents.names() if isinstance(space, agents.get(n).action_spaces)]
+            raise ValueError(f"agent.name: {name} needs a {kinds} action space, env has "
+                             f"{space}; allowed agents for it: {', '.join(fit)}")
 
     @property
     def policy(self) -> PrunableNet:

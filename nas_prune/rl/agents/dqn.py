@@ -94,15 +94,9 @@ class DQNAgent(Agent):
     """Double DQN on a Discrete-action env; the deployed policy is the Q-network."""
 
     Hyper = DQNHyper
+    action_spaces = (gym.spaces.Discrete,)
     default_hidden = [256, 256]
     default_activation = "relu"
-
-    @classmethod
-    def check_env(cls, env: gym.Env) -> None:
-        super().check_env(env)
-        if not isinstance(env.action_space, gym.spaces.Discrete):
-            raise ValueError(f"agent.name: dqn needs a Discrete action space, env has "
-                             f"{env.action_space}; allowed agents for it: ppo, sac")
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)

@@ -79,16 +79,10 @@ class SACAgent(Agent):
     """SAC on a Box-action env; the deployed policy is the actor's deterministic action."""
 
     Hyper = SACHyper
+    action_spaces = (gym.spaces.Box,)
     default_hidden = [256, 256]
     default_activation = "relu"
     outputs_per_action = 2
-
-    @classmethod
-    def check_env(cls, env: gym.Env) -> None:
-        super().check_env(env)
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ValueError(f"agent.name: sac needs a Box action space, env has "
-                             f"{env.action_space}; allowed agents for it: dqn, ppo")
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)

@@ -208,3 +208,24 @@ def test_cnn_agents_train_the_same_through_a_device_mirror(
     assert weights[0].keys() == weights[1].keys()
     for key, value in weights[0].items():
         assert torch.equal(value, weights[1][key]), key
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_check_env_names_the_registered_agents_that_fit_the_action_space(env_id: str) -> None:
+    """Each agent declares its action spaces; one that does not fit the env is refused with
+    the registered agents that do (derived from the registry, so a new agent is listed)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    fit = [n for n in agents.names() if isinstance(env.action_space, agents.get(n).action_spaces)]
+    assert fit and "ppo" in fit  # PPO acts in both
+    for name in agents.names():
+        if name in fit:
+            agents.get(name).check_env(env)
+            continue
+        with pytest.raises(ValueError) as err:
+            agents.get(name).check_env(env)
+        msg = str(err.value)
+        assert msg.startswith(f"agent.name: {name} needs a ")
+        assert msg.endswith(f"allowed agents for it: {', '.join(fit)}")
+    env.close()
