@@ -1,6 +1,10 @@
 """Shared fixtures: tiny-budget configs so every test runs in seconds on one core."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +57,20 @@ def tiny_sweep(tmp_path: Path) -> Path:
         "out": str(tmp_path / "out"), "reeval": {"seeds": 2, "episodes": 3},
         "baseline": {"sparsities": [0.5, 0.9]},
     })
+
+
+def snippet_actions(out: Path, obs: Any, tmp_path: Path) -> list[Any]:
+    """The README's plain-torch snippet's actions for ``obs`` from the trial folder ``out``."""
+    (tmp_path / "obs.json").write_text(json.dumps(obs.tolist()))
+    snippet = Path(__file__).parent / "export_snippet.py"
+    # run in a fresh interpreter that cannot import nas_prune
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules['nas_prune'] = None
+        sys.argv = ['x', {str(out)!r}, {str(tmp_path / "obs.json")!r}]
+        exec(open({str(snippet)!r}).read())
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]

@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from nas_prune.cli import app
-from tests.conftest import TINY_PPO, TINY_SAC, write_yaml
+from tests.conftest import TINY_PPO, TINY_SAC, snippet_actions, write_yaml
 
 runner = CliRunner()
 TINY_FLAGS = ["--train-steps", "1024", "--finetune-steps", "256", "--episodes", "4",
@@ -179,24 +175,7 @@ def test_exported_policy_loads_with_plain_torch(tmp_path: Path, flags: list[str]
     assert res.exit_code == 0, res.output
     obs = np.random.default_rng(0).integers(0, 2, (6, n_obs)).astype(np.float32)
     net, head = load_policy(out)
-    assert _snippet_actions(out, obs, tmp_path) == act(net, head, obs)[0].tolist()
-
-
-def _snippet_actions(out: Path, obs: Any, tmp_path: Path) -> list[Any]:
-    """The README's plain-torch snippet's actions for ``obs`` from the trial folder ``out``."""
-    (tmp_path / "obs.json").write_text(json.dumps(obs.tolist()))
-    snippet = Path(__file__).parent / "export_snippet.py"
-    # run in a fresh interpreter that cannot import nas_prune
-    code = textwrap.dedent(f"""
-        import sys
-        sys.modules['nas_prune'] = None
-        sys.argv = ['x', {str(out)!r}, {str(tmp_path / "obs.json")!r}]
-        exec(open({str(snippet)!r}).read())
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    assert snippet_actions(out, obs, tmp_path) == act(net, head, obs)[0].tolist()
 
 
 def test_sac_trial_on_pendulum_and_its_plain_torch_reload(tmp_path: Path) -> None:
@@ -215,7 +194,7 @@ def test_sac_trial_on_pendulum_and_its_plain_torch_reload(tmp_path: Path) -> Non
     net, head = load_policy(out)
     want = act(net, head, obs)[0]
     assert head.kind == "squashed" and want.shape == (6, 1)
-    np.testing.assert_allclose(_snippet_actions(out, obs, tmp_path), want, rtol=1e-6)
+    np.testing.assert_allclose(snippet_actions(out, obs, tmp_path), want, rtol=1e-6)
 
 
 @pytest.mark.parametrize(("agent", "schedule", "method"), [

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import time
 from functools import partial
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from nas_prune.config.trial import TrialConfig
-from nas_prune.rl.evaluation import evaluate, evaluate_fn
+from nas_prune.rl.evaluation import EnvSpec, evaluate, evaluate_fn
 from nas_prune.trial.dense_cache import build_agent, env_spec, train_dense
 
 Run = tuple[float, float]  # (wall_s, mean return over 100 episodes)
@@ -73,17 +73,23 @@ def sb3(agent: str, seed: int, *, flush_denormal: bool = False) -> Run:
         model = PPO("MlpPolicy", env, n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98,
                     n_epochs=20, ent_coef=0.0, learning_rate=lin(1e-3), clip_range=lin(0.2),
                     seed=seed, device="cpu")
+    del gym
+    return sb3_timed(model, STEPS[agent], env_spec(TrialConfig()), seed, episodes=100)
+
+
+def sb3_timed(model: Any, steps: int, spec: EnvSpec, seed: int, *, episodes: int) -> Run:
+    """Train a stable-baselines3 ``model`` for ``steps``: (wall seconds of the training, mean
+    return of ``episodes`` deterministic episodes on evaluation seeds 10,000 + seed), as
+    ``train_timed`` measures ours."""
     start = time.perf_counter()
-    model.learn(STEPS[agent])
+    model.learn(steps)
     wall = time.perf_counter() - start
 
     def policy(obs: np.ndarray) -> tuple[np.ndarray, None]:
         action, _ = model.predict(obs, deterministic=True)
         return action, None
 
-    res = evaluate_fn(policy, env_spec(TrialConfig()), episodes=100, seed=10_000 + seed)
-    del gym
-    return wall, res.mean
+    return wall, evaluate_fn(policy, spec, episodes=episodes, seed=10_000 + seed).mean
 
 
 def _variants(agent: str, args: argparse.Namespace) -> dict[str, Callable[[int], Run]]:

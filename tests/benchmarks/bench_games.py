@@ -15,7 +15,6 @@ Returns: 20 greedy episodes per seed on fresh evaluation seeds.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import numpy as np
@@ -24,9 +23,8 @@ from torch import nn
 
 from nas_prune.config.trial import TrialConfig
 from nas_prune.rl.envs import make_env, make_vec_env
-from nas_prune.rl.evaluation import evaluate_fn
 from nas_prune.trial.dense_cache import env_spec
-from tests.benchmarks.bench_dense import train_timed
+from tests.benchmarks.bench_dense import sb3_timed, train_timed
 
 ENV = "MinAtar/Breakout-v1"
 LIMIT = 5000  # env.max_episode_steps: MinAtar registers no time limit
@@ -97,17 +95,7 @@ def sb3(agent: str, steps: int, seed: int) -> tuple[float, float]:
                        max_grad_norm=h["max_grad_norm"],
                        policy_kwargs={**kw, "share_features_extractor": False}, seed=seed,
                        device="cpu")
-    start = time.perf_counter()
-    model.learn(steps)
-    wall = time.perf_counter() - start
-
-    def policy(obs: np.ndarray) -> tuple[np.ndarray, None]:
-        action, _ = model.predict(obs, deterministic=True)
-        return action, None
-
-    res = evaluate_fn(policy, env_spec(_cfg(agent, steps, seed)), episodes=EPISODES,
-                      seed=10_000 + seed)
-    return wall, res.mean
+    return sb3_timed(model, steps, env_spec(_cfg(agent, steps, seed)), seed, episodes=EPISODES)
 
 
 def main() -> None:

@@ -13,15 +13,14 @@ the mean of 10 deterministic episodes on evaluation seeds 10,000 + seed, both si
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from nas_prune.config.trial import TrialConfig
-from nas_prune.rl.evaluation import EnvSpec, evaluate_fn
-from tests.benchmarks.bench_dense import Run, train_timed
+from nas_prune.rl.evaluation import EnvSpec
+from tests.benchmarks.bench_dense import Run, sb3_timed, train_timed
 
 EPISODES = 10
 # name -> (env id, env steps, SB3 keyword arguments beyond its defaults)
@@ -49,16 +48,7 @@ def sb3(env: str, seed: int) -> Run:
     torch.set_num_threads(1)
     torch.set_flush_denormal(False)  # SB3 as it ships (ours flushes: nas_prune.flatnet)
     model = SAC("MlpPolicy", env_id, seed=seed, device="cpu", **kw)
-    start = time.perf_counter()
-    model.learn(steps)
-    wall = time.perf_counter() - start
-
-    def policy(obs: np.ndarray) -> tuple[np.ndarray, None]:
-        action, _ = model.predict(obs, deterministic=True)
-        return action, None
-
-    res = evaluate_fn(policy, EnvSpec(env_id, {}, None), episodes=EPISODES, seed=10_000 + seed)
-    return wall, res.mean
+    return sb3_timed(model, steps, EnvSpec(env_id, {}, None), seed, episodes=EPISODES)
 
 
 IMPLS: dict[str, Callable[[str, int], Run]] = {"ours": ours, "sb3": sb3}

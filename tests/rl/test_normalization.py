@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ from nas_prune.rl.normalization import (
 from nas_prune.rl.optim.flatnet import FlatTrainer
 from nas_prune.trial.artifacts import load_policy, load_tensors
 from nas_prune.trial.dense_cache import DENSE_FILE, build_agent, dense_key
-from tests.conftest import TINY_SAC
+from tests.conftest import TINY_SAC, snippet_actions
 
 NORM_PPO: dict[str, Any] = {
     "env": {"id": "Pendulum-v1"},
@@ -185,19 +182,9 @@ def test_export_reload_with_plain_torch_acts_as_the_trials_policy(tmp_path: Path
     out = tmp_path / "t"
     result = run_trial(_cfg() if agent == "ppo" else parse(TrialConfig, NORM_SAC), out=out)
     obs = (np.random.default_rng(0).normal(size=(8, 3)) * [1, 1, 6]).astype(np.float32)
-    (tmp_path / "obs.json").write_text(json.dumps(obs.tolist()))
-    snippet = Path(__file__).parents[1] / "export_snippet.py"
-    code = textwrap.dedent(f"""
-        import sys
-        sys.modules['nas_prune'] = None
-        sys.argv = ['x', {str(out)!r}, {str(tmp_path / "obs.json")!r}]
-        exec(open({str(snippet)!r}).read())
-    """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-    assert proc.returncode == 0, proc.stderr
     want = act(result.policy, result.head, obs)[0]
-    np.testing.assert_allclose(np.asarray(json.loads(proc.stdout)), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(snippet_actions(out, obs, tmp_path)), want,
+                               rtol=1e-6, atol=1e-6)
     bare = copy.deepcopy(result.policy)
     bare.obs_norm = None
     assert not np.allclose(act(bare, result.head, obs)[0], want, atol=1e-3)
