@@ -4,6 +4,12 @@ Breakout, side by side (seeds interleaved), one torch thread each.
 
     python -m tests.benchmarks.bench_games --seeds 3            # pip install -e .[games,bench]
     python -m tests.benchmarks.bench_games --seeds 3 --agents ppo --steps-ppo 100000
+    python -m tests.benchmarks.bench_games --sweep sweeps/minatar_breakout.yaml --no-ours
+
+``--sweep`` takes env, agent, hyperparameters and env steps from a sweep's dense agent, so
+SB3 is measured at the sweep's frames (its dense agent is in the sweep's report; ``--no-ours``
+skips training it again). SB3 has no double DQN, snapshots or reward/observation
+normalisation: those switches of the sweep are dropped on its side.
 
 Both sides read the same flat float32 observations (``rl.envs.make_env``: the (10, 10, 4)
 bool frame flattened); SB3's features extractor reshapes them exactly as ``rl.cnn.CNN``
@@ -15,8 +21,10 @@ Returns: 20 greedy episodes per seed on fresh evaluation seeds.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
@@ -28,7 +36,9 @@ from tests.benchmarks.bench_dense import sb3_timed, train_timed
 
 ENV = "MinAtar/Breakout-v1"
 LIMIT = 5000  # env.max_episode_steps: MinAtar registers no time limit
+CHANNELS = 4  # of the frame (Breakout: 4); main() reads it from the env
 EPISODES = 20
+SWEEP_HYPER: dict[str, dict[str, Any]] = {}  # agent -> a sweep's hyper (--sweep)
 DQN = {"lr": 2.5e-4, "batch_size": 32, "buffer_size": 100_000, "learning_starts": 5_000,
        "gamma": 0.99, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 1_000,
        "exploration_fraction": 0.5, "exploration_initial_eps": 1.0,
@@ -41,6 +51,7 @@ PPO = {"n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 4, "lr": 2.5e
 def _cfg(agent: str, steps: int, seed: int) -> TrialConfig:
     hyper = ({**DQN, "double": False, "random_warmup": True} if agent == "dqn"
              else {**PPO, "linear_decay": True, "ortho_init": True})
+    hyper = {**hyper, **SWEEP_HYPER.get(agent, {})}
     return TrialConfig.model_validate({
         "env": {"id": ENV, "max_episode_steps": LIMIT},
         "agent": {"name": agent, "network": "minatar", "activation": "relu",
@@ -62,17 +73,17 @@ def sb3(agent: str, steps: int, seed: int) -> tuple[float, float]:
 
         def __init__(self, space: Any) -> None:
             super().__init__(space, features_dim=128)
-            self.conv = nn.Sequential(nn.Conv2d(4, 16, 3, 1), nn.ReLU())
+            self.conv = nn.Sequential(nn.Conv2d(CHANNELS, 16, 3, 1), nn.ReLU())
             self.fc = nn.Sequential(nn.Linear(16 * 8 * 8, 128), nn.ReLU())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = x.reshape(-1, 10, 10, 4).permute(0, 3, 1, 2)
+            x = x.reshape(-1, 10, 10, CHANNELS).permute(0, 3, 1, 2)
             return self.fc(self.conv(x).flatten(1))
 
     torch.set_num_threads(1)
     kw = {"features_extractor_class": MinAtarCNN, "net_arch": []}
     if agent == "dqn":
-        h = DQN
+        h = {**DQN, **SWEEP_HYPER.get(agent, {})}
         model = SB3DQN("MlpPolicy", make_env(ENV, max_episode_steps=LIMIT),
                        learning_rate=h["lr"], batch_size=h["batch_size"],
                        buffer_size=h["buffer_size"], learning_starts=h["learning_starts"],
@@ -85,7 +96,7 @@ def sb3(agent: str, steps: int, seed: int) -> tuple[float, float]:
                        max_grad_norm=h["max_grad_norm"], policy_kwargs=kw, seed=seed,
                        device="cpu")
     else:
-        h = PPO
+        h = {**PPO, **SWEEP_HYPER.get(agent, {})}
         env = DummyVecEnv([lambda: make_env(ENV, max_episode_steps=LIMIT)] * h["n_envs"])
         lin = lambda v: (lambda p: p * v)  # noqa: E731
         model = SB3PPO("MlpPolicy", env, n_steps=h["n_steps"], batch_size=h["batch_size"],
@@ -98,6 +109,19 @@ def sb3(agent: str, steps: int, seed: int) -> tuple[float, float]:
     return sb3_timed(model, steps, env_spec(_cfg(agent, steps, seed)), seed, episodes=EPISODES)
 
 
+def _from_sweep(args: argparse.Namespace) -> None:
+    """Point the module's env, agent, hyper and steps at ``args.sweep``'s dense agent."""
+    global ENV, LIMIT
+    from nas_prune.config.sweep import load_sweep
+
+    tpl = load_sweep(args.sweep).template()
+    ENV, LIMIT = tpl.env.id, tpl.env.max_episode_steps
+    agent = tpl.agent.name
+    SWEEP_HYPER[agent] = dict(tpl.agent.hyper)
+    args.agents = agent
+    setattr(args, f"steps_{agent}", tpl.agent.train_steps)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seeds", type=int, default=3)
@@ -105,19 +129,27 @@ def main() -> None:
     ap.add_argument("--steps-dqn", type=int, default=100_000)
     ap.add_argument("--steps-ppo", type=int, default=200_000)
     ap.add_argument("--no-sb3", action="store_true")
+    ap.add_argument("--sweep", type=Path, help="take env, agent, hyper and steps from it")
+    ap.add_argument("--no-ours", action="store_true")
     args = ap.parse_args()
+    if args.sweep:
+        _from_sweep(args)
     make_vec_env(ENV, 1).close()  # registers MinAtar's ids (for SB3's side too)
+    global CHANNELS
+    CHANNELS = int(gym.make(ENV).observation_space.shape[-1])  # MinAtar: (10, 10, C)
     rows = []
     for agent in args.agents.split(","):
         steps = args.steps_dqn if agent == "dqn" else args.steps_ppo
-        impls = {"ours": ours} if args.no_sb3 else {"ours": ours, "sb3": sb3}
+        impls = {} if args.no_ours else {"ours": ours}
+        if not args.no_sb3:
+            impls["sb3"] = sb3
         for seed in range(args.seeds):  # interleaved: machine noise hits both sides alike
             for impl, run in impls.items():
                 wall, ret = run(agent, steps, seed)
                 rows.append((agent, impl, steps, wall, ret))
                 print(f"{agent} {impl:4s} seed={seed} steps={steps} wall={wall:6.1f}s "
                       f"return={ret:5.2f}", flush=True)
-    print(f"\nMinAtar Breakout, minatar network, {EPISODES} greedy episodes per seed, "
+    print(f"\n{ENV}, minatar network, {EPISODES} greedy episodes per seed, "
           f"{args.seeds} seeds; 1 torch thread")
     print("| agent | impl | env steps | wall s (mean ± std) | return (mean ± std) | wall / SB3 |")
     print("|---|---|---|---|---|---|")
