@@ -72,6 +72,26 @@ def test_report_files_agree_with_storage(finished: Path) -> None:
     assert len(baseline.trials) == 2
 
 
+def test_the_report_re_evaluates_the_dense_agents_beside_the_front(finished: Path) -> None:
+    from nas_prune.results.reeval import DENSE_REEVAL_ATTR
+    from nas_prune.results.summary import summarize
+
+    sw = load_sweep(finished)
+    study = load_study(sw.storage, sw.study)
+    store = study.user_attrs[DENSE_REEVAL_ATTR]  # written by the sweep's report
+    s = summarize(sw.storage, sw.study)
+    dense, front = s.data.dense, s.data.front
+    assert set(dense["out_dir"]) and dense["reeval_iqm"].notna().all()
+    assert len(store) == len(dense)  # one dense agent per width here, each re-evaluated
+    assert (dense["reeval_episodes"] == 2 * 3).all()
+    for _, row in front.iterrows():  # % of the dense agent of the point's own width
+        ref = dense[dense["hidden"].astype(str) == str(row["hidden"])]["reeval_iqm"].iloc[0]
+        if ref:
+            assert row["reeval_iqm_pct_dense"] == pytest.approx(100 * row["reeval_iqm"] / ref)
+    text = (sw.study_dir / "report" / "report.html").read_text()
+    assert "re-evaluated on 6 fresh episodes" in text and "IQM % of dense" in text
+
+
 def test_a_trials_metrics_are_one_storage_write(finished: Path) -> None:
     sw = load_sweep(finished)
     for t in load_study(sw.storage, sw.study).trials:

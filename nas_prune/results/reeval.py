@@ -13,14 +13,17 @@ import pandas as pd
 from nas_prune.config.trial import TrialConfig
 from nas_prune.results import stats
 from nas_prune.rl.evaluation import evaluate
-from nas_prune.trial.artifacts import load_policy, sha256_file
+from nas_prune.rl.heads import Head
+from nas_prune.rl.networks import PrunableNet
+from nas_prune.trial.artifacts import load_policy, load_tensors, sha256_file
 from nas_prune.trial.dense_cache import env_spec
 
-__all__ = ["LATENCY_ATTR", "LATENCY_RUNS", "REEVAL_ATTR", "REEVAL_STREAM", "reeval_policy",
-           "reevaluate", "remeasure_latency", "verify_checkpoints", "with_latency",
-           "with_reeval"]
+__all__ = ["DENSE_REEVAL_ATTR", "LATENCY_ATTR", "LATENCY_RUNS", "REEVAL_ATTR", "REEVAL_STREAM",
+           "reeval_policy", "reevaluate", "reevaluate_dense", "remeasure_latency",
+           "verify_checkpoints", "with_dense_reeval", "with_latency", "with_reeval"]
 
 REEVAL_ATTR = "reeval"
+DENSE_REEVAL_ATTR = "reeval_dense"  # study user attr: dense key -> its re-evaluation
 LATENCY_ATTR = "latency_remeasured"  # study user attr: trial number -> re-measured latency
 LATENCY_RUNS = 3  # fresh measurements per front point (each: 200 timed forwards)
 
@@ -51,9 +54,20 @@ def reevaluate(study: optuna.Study, rows: pd.DataFrame, *, seeds: int,
 
 def reeval_policy(directory: Path, *, seeds: int, episodes: int) -> dict[str, Any]:
     """Mean, IQM and 95% bootstrap interval over ``seeds`` x ``episodes`` fresh episodes."""
-    cfg = TrialConfig.model_validate_json(
-        json.dumps(_yaml_to_dict(directory / "config.yaml")))
+    cfg = _trial_config(directory)
     net, head = load_policy(directory)
+    spec = json.loads((directory / "policy.json").read_text())
+    return {**_fresh_returns(net, head, cfg, seeds, episodes), "sha256": spec.get("sha256")}
+
+
+def _trial_config(directory: Path) -> TrialConfig:
+    return TrialConfig.model_validate_json(json.dumps(_yaml_to_dict(directory / "config.yaml")))
+
+
+def _fresh_returns(net: PrunableNet, head: Head, cfg: TrialConfig, seeds: int,
+                   episodes: int) -> dict[str, Any]:
+    # the evaluation seeds every re-evaluation of a trial of seed cfg.seed uses: the front's
+    # points and their dense agent are measured on the same episodes
     returns: list[float] = []
     for k in range(seeds):
         res = evaluate(net, head, env_spec(cfg), episodes=episodes, seed=cfg.seed * 1000 + k,
@@ -61,9 +75,79 @@ def reeval_policy(directory: Path, *, seeds: int, episodes: int) -> dict[str, An
         returns.extend(res.returns)
     arr = np.asarray(returns)
     lo, hi = stats.bootstrap_ci(arr, stat="iqm")
-    spec = json.loads((directory / "policy.json").read_text())
     return {"mean": float(arr.mean()), "iqm": float(stats.iqm(arr)), "ci_lo": lo, "ci_hi": hi,
-            "n": int(arr.size), "sha256": spec.get("sha256")}
+            "n": int(arr.size)}
+
+
+def reevaluate_dense(study: optuna.Study, dense: pd.DataFrame, cache: Path | None, *,
+                     seeds: int, episodes: int) -> dict[str, dict[str, Any]]:
+    """Re-evaluate each dense reference (a row of ``results.study.dense_points``, with the
+    ``out_dir`` of one of its trials) from the sweep's dense cache ``cache`` on the fresh
+    episodes its pruned trials are re-evaluated on, so "% of the dense return" compares
+    like with like. Kept in the study, keyed by dense key and the cached file's SHA-256. A
+    dense agent missing from the cache (a cache moved or deleted, a trial trained from
+    scratch) is left out."""
+    from nas_prune.trial.dense_cache import DENSE_FILE, build_agent, dense_key
+
+    store: dict[str, dict[str, Any]] = dict(study.user_attrs.get(DENSE_REEVAL_ATTR, {}))
+    changed = False
+    for _, row in dense.iterrows():
+        out_dir = row.get("out_dir")
+        if cache is None or not isinstance(out_dir, str) or \
+                not (Path(out_dir) / "config.yaml").is_file():
+            continue
+        cfg = _trial_config(Path(out_dir))
+        key = dense_key(cfg)
+        path = cache / key / DENSE_FILE
+        if not path.is_file():
+            continue
+        sha = sha256_file(path)
+        cached = store.get(key)
+        if cached and cached.get("sha256") == sha and cached.get("n") == seeds * episodes:
+            continue
+        agent = build_agent(cfg, cfg.seed)
+        try:
+            agent.load_state_tensors(load_tensors(path))
+            store[key] = {**_fresh_returns(agent.policy, agent.head, cfg, seeds, episodes),
+                          "sha256": sha}
+        finally:
+            agent.close()
+        changed = True
+    if changed:
+        study.set_user_attr(DENSE_REEVAL_ATTR, store)
+    return store
+
+
+def with_dense_reeval(dense: pd.DataFrame, front: pd.DataFrame, store: dict[str, dict[str, Any]]
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add reeval_* columns to the dense references found in ``store`` and, to each front
+    point of the same dense agent (channels, hidden, seed), ``reeval_iqm_pct_dense``: its
+    re-evaluated IQM as a percentage of that dense agent's (mean for mean when an IQM is
+    zero)."""
+    from nas_prune.trial.dense_cache import dense_key
+
+    dense, front = dense.copy(), front.copy()
+    found: list[dict[str, Any]] = []
+    for _, row in dense.iterrows():
+        out_dir = row.get("out_dir")
+        hit: dict[str, Any] = {}
+        if isinstance(out_dir, str) and (Path(out_dir) / "config.yaml").is_file():
+            hit = store.get(dense_key(_trial_config(Path(out_dir))), {})
+        found.append(hit)
+    for col in ("mean", "iqm", "ci_lo", "ci_hi", "n"):
+        dense[f"reeval_{col}"] = [hit.get(col, math.nan) for hit in found]
+    dense = dense.rename(columns={"reeval_n": "reeval_episodes"})
+    keys = [k for k in ("channels", "hidden", "seed") if k in dense and k in front]
+    pct = []
+    for _, row in front.iterrows():
+        match = dense
+        for k in keys:
+            match = match[match[k].astype(str) == str(row.get(k))]
+        ref = float(match["reeval_iqm"].iloc[0]) if len(match) else math.nan
+        pct.append(100.0 * float(row.get("reeval_iqm", math.nan)) / ref
+                   if math.isfinite(ref) and ref != 0 else math.nan)
+    front["reeval_iqm_pct_dense"] = pct
+    return dense, front
 
 
 def remeasure_latency(study: optuna.Study, rows: pd.DataFrame, *,

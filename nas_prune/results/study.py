@@ -82,7 +82,8 @@ def front_of(df: pd.DataFrame, ret_col: str = "return_mean", *,
 
 
 def dense_points(df: pd.DataFrame) -> pd.DataFrame:
-    """Dense reference points: one per (channels, hidden, seed) among completed trials."""
+    """Dense reference points: one per (channels, hidden, seed) among completed trials, with
+    the ``out_dir`` of one of its trials."""
     done = complete(df)
     if done.empty or "params_dense" not in done:
         return pd.DataFrame(columns=["params_nonzero", "return_mean", "hidden", "seed"])
@@ -95,6 +96,10 @@ def dense_points(df: pd.DataFrame) -> pd.DataFrame:
     g = done.groupby(keys, as_index=False, dropna=False).first()
     out = pd.DataFrame({"params_nonzero": g["params_dense"], "return_mean":
                         g["dense_return_mean"], "hidden": g["hidden"], "seed": g["seed"]})
+    if "channels" in g:
+        out["channels"] = g["channels"]
+    if "out_dir" in g:  # one of its trials: its config names the dense agent
+        out["out_dir"] = g["out_dir"]
     if "dense_return_noise" in g:  # eval.noise_std > 0: the dense policy under noise
         out["return_noise"] = g["dense_return_noise"]
     return out

@@ -15,8 +15,10 @@ from nas_prune.results.costs import objective_columns
 from nas_prune.results.reeval import (
     LATENCY_RUNS,
     reevaluate,
+    reevaluate_dense,
     remeasure_latency,
     verify_checkpoints,
+    with_dense_reeval,
     with_latency,
     with_reeval,
 )
@@ -89,6 +91,10 @@ def summarize(storage: str, study_name: str, *, reeval: bool = True,
     front = front_of(front, ret_col, objectives=objectives,
                      columns=objective_columns(objectives, front))
     dense = dense_points(df)
+    if ret_col == "reeval_mean":  # the dense agents on the same fresh episodes as the front
+        cache = _moved(_dense_cache(info), info, storage)
+        dense, front = with_dense_reeval(dense, front, reevaluate_dense(
+            study, dense, Path(cache) if cache else None, seeds=k, episodes=episodes))
     if info.get("max_return") is None:
         tops = [*dense["return_mean"].tolist(), *front[ret_col].tolist(), 1.0]
         tops = [x for x in tops if math.isfinite(float(x))]
@@ -121,7 +127,10 @@ def _notes(info: dict[str, Any], objectives: list[str], ret_col: str, k: int,
     ]
     if ret_col == "reeval_mean":
         notes.append(f"Front re-evaluated on {k} fresh seeds x {episodes} episodes; "
-                     f"95% intervals are percentile-bootstrap intervals of the IQM.")
+                     f"95% intervals are percentile-bootstrap intervals of the IQM. The "
+                     f"dense agents (from the sweep's dense cache) are re-evaluated on the "
+                     f"same episodes: '% of dense' is a point's re-evaluated IQM over its "
+                     f"dense agent's.")
     if "latency_us" in objectives:
         notes.append(f"Latency (batch 1, one thread): front points re-measured "
                      f"{LATENCY_RUNS} x 200 forwards on this machine; the front is chosen "

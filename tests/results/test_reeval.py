@@ -10,12 +10,15 @@ import pytest
 
 from nas_prune import TrialConfig, run_trial
 from nas_prune.results.reeval import (
+    DENSE_REEVAL_ATTR,
     LATENCY_ATTR,
     REEVAL_ATTR,
     reeval_policy,
     reevaluate,
+    reevaluate_dense,
     remeasure_latency,
     verify_checkpoints,
+    with_dense_reeval,
     with_latency,
     with_reeval,
 )
@@ -72,3 +75,63 @@ def test_latency_is_re_measured_once_and_kept_in_the_study(saved: tuple[Path, st
     assert remeasure_latency(study, rows, runs=3)["0"]["us"] > 0  # other runs: measured again
     shown = with_latency(rows, study.user_attrs[LATENCY_ATTR])
     assert shown.loc[0, "latency_remeasured_us"] == study.user_attrs[LATENCY_ATTR]["0"]["us"]
+
+
+@pytest.fixture(scope="module")
+def unpruned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A trial that keeps its dense agent as it is (sparsity 0, no fine-tuning): its saved
+    policy is the cached dense agent, so the two re-evaluations must agree."""
+    root = tmp_path_factory.mktemp("dense_reeval")
+    cfg = TrialConfig.model_validate({**TINY_PPO, "pruning": {
+        "method": "magnitude", "sparsity": 0.0, "finetune": {"steps": 0}}})
+    m = run_trial(cfg, cache_dir=root / "dense", out=root / "00000").metrics
+    dense = pd.DataFrame({"params_nonzero": [m.params_dense], "return_mean":
+                          [m.dense_return_mean], "hidden": ["16,16"], "seed": [0],
+                          "out_dir": [str(root / "00000")]})
+    return root, dense
+
+
+def test_the_dense_agent_is_re_evaluated_on_the_fronts_episodes(
+        unpruned: tuple[Path, pd.DataFrame]) -> None:
+    root, dense = unpruned
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    store = reevaluate_dense(study, dense, root / "dense", seeds=2, episodes=3)
+    assert study.user_attrs[DENSE_REEVAL_ATTR] == store and len(store) == 1
+    (entry,) = store.values()
+    front_entry = reeval_policy(root / "00000", seeds=2, episodes=3)
+    # the pruned trial's policy is its dense agent: same network, same episodes, same figures
+    assert {k: entry[k] for k in ("mean", "iqm", "n")} == \
+        {k: front_entry[k] for k in ("mean", "iqm", "n")}
+    front = pd.DataFrame({"number": [0], "hidden": ["16,16"], "seed": [0],
+                          "reeval_iqm": [front_entry["iqm"] / 2]})
+    dense_rows, front_rows = with_dense_reeval(dense, front, store)
+    assert dense_rows.loc[0, "reeval_iqm"] == entry["iqm"]
+    assert dense_rows.loc[0, "reeval_episodes"] == 6
+    if entry["iqm"]:
+        assert front_rows.loc[0, "reeval_iqm_pct_dense"] == pytest.approx(50.0)
+
+
+def test_dense_reevaluations_are_cached_by_file_and_budget(
+        unpruned: tuple[Path, pd.DataFrame]) -> None:
+    root, dense = unpruned
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    (key, entry), = reevaluate_dense(study, dense, root / "dense", seeds=1, episodes=2).items()
+    study.set_user_attr(DENSE_REEVAL_ATTR, {key: {**entry, "mean": -1.0}})  # a marker
+    assert reevaluate_dense(study, dense, root / "dense", seeds=1, episodes=2)[key]["mean"] \
+        == -1.0  # reused
+    assert reevaluate_dense(study, dense, root / "dense", seeds=1, episodes=3)[key]["n"] == 3
+    study.set_user_attr(DENSE_REEVAL_ATTR, {key: {**entry, "mean": -1.0, "sha256": "0" * 64}})
+    assert reevaluate_dense(study, dense, root / "dense", seeds=1, episodes=2)[key]["mean"] \
+        == entry["mean"]  # another cached file: redone
+
+
+def test_without_the_dense_cache_nothing_is_claimed(unpruned: tuple[Path, pd.DataFrame],
+                                                    tmp_path: Path) -> None:
+    _, dense = unpruned
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for cache in (None, tmp_path / "moved"):
+        assert reevaluate_dense(study, dense, cache, seeds=1, episodes=2) == {}
+    front = pd.DataFrame({"number": [0], "hidden": ["16,16"], "seed": [0], "reeval_iqm": [1.0]})
+    dense_rows, front_rows = with_dense_reeval(dense, front, {})
+    assert dense_rows["reeval_iqm"].isna().all()
+    assert front_rows["reeval_iqm_pct_dense"].isna().all()

@@ -11,8 +11,8 @@ import pandas as pd
 from nas_prune.results.report.data import ReportData, Row, has_values, knee_row, state_counts
 
 __all__ = ["HTML_COLUMNS", "MISSING", "RIGHT_ALIGNED", "TERMINAL_COLUMNS", "as_float", "as_text",
-           "cell", "fmt", "interval", "noise_rows", "noise_lines", "summary_lines",
-           "visible_columns"]
+           "cell", "dense_reeval_lines", "fmt", "interval", "noise_rows", "noise_lines",
+           "summary_lines", "visible_columns"]
 
 MISSING = "-"
 
@@ -21,7 +21,8 @@ HTML_COLUMNS = (
     ("params (nonzero)", "params_nonzero"), ("params", "params"), ("sparsity %", "sparsity"),
     ("return mean ± std", "return"), ("return IQM", "return_iqm"),
     ("re-eval mean", "reeval_mean"), ("re-eval IQM", "reeval_iqm"),
-    ("re-eval 95% CI", "reeval_ci"), ("MACs (nonzero)", "macs_nonzero"), ("bytes", "bytes"),
+    ("re-eval 95% CI", "reeval_ci"), ("IQM % of dense", "reeval_iqm_pct_dense"),
+    ("MACs (nonzero)", "macs_nonzero"), ("bytes", "bytes"),
     ("latency µs (IQR)", "latency"), ("return with noise", "return_noise"),
     ("method", "method"), ("schedule", "schedule"),
     ("finetune mode", "finetune_mode"), ("hidden", "hidden"),
@@ -30,7 +31,8 @@ HTML_COLUMNS = (
 TERMINAL_COLUMNS = (
     ("#trial", "number"), ("params_nonzero", "params_nonzero"), ("sparsity %", "sparsity"),
     ("return mean±std", "return"), ("IQM", "return_iqm"),
-    ("re-eval IQM [CI]", "reeval_iqm_ci"), ("MACs", "macs_nonzero"), ("bytes", "bytes"),
+    ("re-eval IQM [CI]", "reeval_iqm_ci"), ("% of dense", "reeval_iqm_pct_dense"),
+    ("MACs", "macs_nonzero"), ("bytes", "bytes"),
     ("latency µs", "latency"), ("noisy return", "return_noise"),
     ("method", "method"), ("schedule", "schedule"),
     ("ft mode", "finetune_mode"), ("widths", "widths"),
@@ -39,6 +41,7 @@ TERMINAL_COLUMNS = (
 _OPTIONAL = {
     "params": ("params",), "reeval_mean": ("reeval_mean",), "reeval_iqm": ("reeval_iqm",),
     "reeval_ci": ("reeval_ci_lo", "reeval_ci_hi"), "reeval_iqm_ci": ("reeval_iqm", "reeval_mean"),
+    "reeval_iqm_pct_dense": ("reeval_iqm_pct_dense",),
     "hidden_pruned": ("hidden_pruned",),
     # further objectives (config.objectives): shown when the trials measured them
     "macs_nonzero": ("macs_nonzero",), "bytes": ("bytes",), "return_noise": ("return_noise",),
@@ -48,7 +51,7 @@ _EXTRA_OBJECTIVES = ("macs_nonzero", "bytes", "latency_us", "return_noise")
 # Numeric cell keys -> format spec (params get thousands separators).
 _SPECS = {"number": ".0f", "params_nonzero": ",.0f", "params": ",.0f", "return_iqm": ".1f",
           "reeval_mean": ".1f", "reeval_iqm": ".1f", "macs_nonzero": ",.0f", "bytes": ",.0f",
-          "return_noise": ".1f"}
+          "return_noise": ".1f", "reeval_iqm_pct_dense": ".0f"}
 RIGHT_ALIGNED = {*_SPECS, "sparsity", "return", "latency"}
 
 
@@ -136,11 +139,31 @@ def summary_lines(data: ReportData) -> list[str]:
     hv = _hypervolume_line(data.hypervolume)
     counts = ", ".join(f"{n} {state}" for state, n in state_counts(data.trials).items())
     lines = ([hv] if hv else []) + [f"{len(data.trials)} trials: {counts}"]
+    lines += dense_reeval_lines(data.dense)
     knee = knee_row(data.front, data.objectives, data.hypervolume)
     if knee is not None:
         lines.append(f"knee of the front: trial #{fmt(knee.get('number'), '.0f')}, "
                      f"{fmt(knee.get('params_nonzero'), ',.0f')} nonzero params, "
                      f"return {fmt(knee.get('return_mean'))}")
+    return lines
+
+
+def dense_reeval_lines(dense: pd.DataFrame) -> list[str]:
+    """One line per dense reference re-evaluated on the front's fresh episodes."""
+    if not has_values(dense, ["reeval_iqm"]):
+        return []
+    lines = []
+    for row in dense.to_dict("records"):
+        if not math.isfinite(as_float(row.get("reeval_iqm"))):
+            continue
+        c = as_text(row.get("channels"))
+        widths = as_text(row.get("hidden")) if c == MISSING else \
+            f"{c} | {as_text(row.get('hidden'))}"
+        lines.append(f"dense reference ({widths}, seed {fmt(row.get('seed'), '.0f')}, "
+                     f"{fmt(row.get('params_nonzero'), ',.0f')} params) re-evaluated on "
+                     f"{fmt(row.get('reeval_episodes'), '.0f')} fresh episodes: mean "
+                     f"{fmt(row.get('reeval_mean'), '.2f')}, IQM "
+                     f"{fmt(row.get('reeval_iqm'), '.2f')} {interval(row)}")
     return lines
 
 
