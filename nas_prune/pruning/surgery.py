@@ -1,4 +1,5 @@
-"""Physically shrink a network: drop the units its structured masks removed."""
+"""Physically shrink a network: drop the units its structured masks removed, and the
+outputs its deployed form does not keep."""
 from __future__ import annotations
 
 import copy
@@ -8,7 +9,7 @@ import torch
 
 from nas_prune.rl.networks import PrunableNet
 
-__all__ = ["shrink"]
+__all__ = ["deployed", "shrink"]
 
 _Net = TypeVar("_Net", bound=PrunableNet)
 
@@ -27,4 +28,20 @@ def shrink(net: _Net) -> _Net:
     for layer in small.prunable_layers():
         if layer.unit_mask is not None:
             small.remove_units(layer.name, layer.unit_mask.nonzero().flatten())
+    return small
+
+
+@torch.no_grad()
+def deployed(net: _Net, outputs: int, *, remove_units: bool) -> _Net:
+    """The network a trial deploys, saves and counts: a copy of ``net`` with only its first
+    ``outputs`` outputs (an agent's training-only outputs go: SAC's log-stds) and, when
+    ``remove_units``, without the units its unit masks removed (``shrink``). Its first
+    ``outputs`` outputs equal ``net``'s; ``net`` is left as it is.
+
+    Raises:
+        ValueError: ``outputs`` is not between 1 and ``net``'s output count.
+    """
+    small = shrink(net) if remove_units else copy.deepcopy(net)
+    if outputs != small.prunable_layers()[-1].n_units:
+        small.keep_outputs(outputs)
     return small

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_prune.rl.networks import PrunableLayer, PrunableNet, activations
+from nas_prune.rl.networks import PrunableLayer, PrunableNet, activations, check_outputs
 
 __all__ = ["CNN", "PRESETS", "image_layout"]
 
@@ -220,6 +220,17 @@ class CNN(PrunableNet):
         self._masked = any(m is not None for m in [*self._weight_masks.values(),
                                                    *self._unit_masks.values()])
         self.apply_masks()
+
+    @torch.no_grad()
+    def keep_outputs(self, n: int) -> None:
+        layer = cast("nn.Linear", self.fc[-1])
+        check_outputs(n, layer.out_features)
+        layer.weight = nn.Parameter(layer.weight[:n].clone())
+        layer.bias = nn.Parameter(layer.bias[:n].clone())
+        layer.out_features = self.outputs = n
+        name = self._names[-1]  # the output layer has no unit mask
+        mask = self._weight_masks[name]
+        self._weight_masks[name] = None if mask is None else mask[:n].clone()
 
     def _input_index(self, i: int, units: Tensor) -> Tensor:
         """The inputs of layer ``i + 1`` that units ``units`` of layer ``i`` feed (a

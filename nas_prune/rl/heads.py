@@ -21,8 +21,10 @@ class Head:
 
     kind: "q" (argmax of Q-values), "categorical" (argmax of logits), "gaussian"
     (the mean, clipped to ``low``/``high``) or "squashed" (SAC's deterministic action: the
-    first ``len(low)`` outputs are the Gaussian's mean, the rest its log-std, unused here;
-    ``tanh(mean)`` rescaled from [-1, 1] to [``low``, ``high``]).
+    first ``len(low)`` outputs are the Gaussian's mean, ``tanh(mean)`` rescaled from
+    [-1, 1] to [``low``, ``high``]; a deployed SAC policy has only these, while the
+    training actor, and a policy saved before deployed policies dropped them, also carry
+    the log-stds after them, unused here).
     """
 
     kind: str

@@ -20,7 +20,7 @@ from nas_prune.rl.normalization import ObsNorm
 from nas_prune.util.registry import Registry
 
 __all__ = ["MLP", "Activation", "PrunableLayer", "PrunableNet", "Unit", "activations",
-           "weights_hash"]
+           "check_outputs", "weights_hash"]
 
 Tensor = torch.Tensor
 _aten = torch.ops.aten
@@ -166,6 +166,16 @@ class PrunableNet(nn.Module):
         """
         raise NotImplementedError
 
+    def keep_outputs(self, n: int) -> None:
+        """Physically keep only the first ``n`` outputs: the output layer's first ``n`` rows
+        of weight, bias and mask (a deployed policy without an agent's training-only
+        outputs, ``pruning.surgery.deployed``).
+
+        Raises:
+            ValueError: ``n`` is not between 1 and the present output count.
+        """
+        raise NotImplementedError
+
     def forward_units(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The output for ``x`` and, per structured-prunable layer name, its units' values
         as the next layer reads them (after the nonlinearity), in the autograd graph."""
@@ -266,6 +276,17 @@ class MLP(PrunableNet):
         self._masked = any(m is not None for m in self._weight_masks + self._unit_masks)
         self.apply_masks()
 
+    @torch.no_grad()
+    def keep_outputs(self, n: int) -> None:
+        layer = self.linears()[-1]
+        check_outputs(n, layer.out_features)
+        layer.weight = nn.Parameter(layer.weight[:n].clone())
+        layer.bias = nn.Parameter(layer.bias[:n].clone())
+        layer.out_features = self.sizes[-1] = n
+        mask = self._weight_masks[-1]  # the output layer has no unit mask
+        self._weight_masks[-1] = None if mask is None else mask[:n].clone()
+        self._effective = None
+
     def forward_units(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         x = self.normalize_input(x)
         layers = self.linears()
@@ -322,6 +343,12 @@ class MLP(PrunableNet):
             raise ValueError(f"layer name: {name!r} is not a {kind} of this MLP; allowed: "
                              f"{', '.join(allowed)}")
         return int(name.removeprefix("layers."))
+
+
+def check_outputs(n: int, present: int) -> None:
+    """``keep_outputs``'s check: 1 <= ``n`` <= ``present``."""
+    if not 1 <= n <= present:
+        raise ValueError(f"outputs: keep between 1 and {present} outputs, got {n}")
 
 
 def weights_hash(module: nn.Module) -> str:

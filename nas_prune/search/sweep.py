@@ -54,7 +54,10 @@ def record_info(study: optuna.Study, sweep: Sweep, *, overwrite: bool = True) ->
     a joining worker (``overwrite`` False) only fills it in when missing."""
     c = sweep.config
     env = make_env(c.env.id, c.env.kwargs, max_episode_steps=c.env.max_episode_steps)
-    outputs = act_dim(env.action_space) * agents.get(c.agent.name).outputs_per_action
+    # the deployed actor's outputs (SAC: its means, not its training-only log-stds), as
+    # a trial counts its params
+    cls = agents.get(c.agent.name)
+    outputs = cls.deployed_outputs(act_dim(env.action_space) * cls.outputs_per_action)
     ref = sweep.reference_params(obs_dim(env.observation_space), outputs)
     env.close()
     info = {"name": c.name, "env": c.env.id, "agent": c.agent.name, "ref_params": ref,

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 from nas_prune.pruning.counting import count
 from nas_prune.results.pareto import dominates_nd
 from nas_prune.rl.agents.base import Agent, Progress
+from nas_prune.trial.deployed import deployed_policy
 from nas_prune.trial.finetune import selection_eval
 
 __all__ = ["Decide", "EarlyStop", "RUNG_COUNTS", "RungMonitor", "RungPoint", "SIZE_CHECK",
@@ -84,7 +85,7 @@ class RungMonitor:
         net = self.agent.policy
         res = selection_eval(net, self.agent, self.episodes, self.seed)
         self.eval_steps += res.env_steps
-        counts = count(net)
+        counts = count(deployed_policy(self.agent, net, remove_units=False))  # as reported
         point = (float(counts.params_nonzero), res.mean,
                  *(float(getattr(counts, name)) for name in self.extra))
         self.points.append(point)

@@ -19,7 +19,6 @@ from nas_prune.pruning.base import check_plan
 from nas_prune.pruning.counting import achieved_sparsity, count
 from nas_prune.pruning.schedule import ScheduleRun, run_schedule
 from nas_prune.pruning.sparse_training import distribute
-from nas_prune.pruning.surgery import shrink
 from nas_prune.pruning.training_schedule import TrainingRun, train_pruned
 from nas_prune.rl.agents.base import Agent, Progress
 from nas_prune.rl.cnn import CNN
@@ -31,7 +30,7 @@ from nas_prune.rl.normalization import is_statistic
 from nas_prune.rl.optim.flatnet import gradient_steps_taken
 from nas_prune.trial.artifacts import CheckpointError, save_policy
 from nas_prune.trial.dense_cache import Dense, build_agent, dense_evaluation, env_spec, obtain_dense
-from nas_prune.trial.deployed import deploy_metrics
+from nas_prune.trial.deployed import deploy_metrics, deployed_policy
 from nas_prune.trial.early_stop import SIZE_CHECK, Decide, EarlyStop, RungMonitor, SizeDecide
 from nas_prune.trial.finetune import selection_eval
 from nas_prune.trial.metrics import TrialMetrics
@@ -131,8 +130,8 @@ def _run(cfg: TrialConfig, agent: Agent, dense: Dense, clock: _Clock, *, out: Pa
         ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, progress=monitor or progress,
         dense_selection_return=_dense_selection(cfg, teacher, agent),
-        at_final_size=_size_check(rungs))
-    base = _base(cfg, plan, count(teacher).params, eval_seed) | {  # teacher: the dense policy
+        at_final_size=_size_check(rungs, agent))
+    base = _base(cfg, plan, _deployed_params(agent, teacher), eval_seed) | {  # the dense policy
         "dense_return_mean": dense_eval.mean, "dense_return_std": dense_eval.std,
         "dense_return_iqm": dense_eval.iqm, "dense_cached": dense.cached,
         "dense_env_steps": dense.env_steps, "dense_wall_s": dense.wall_s}
@@ -173,9 +172,9 @@ def _run_from_scratch(cfg: TrialConfig, agent: Agent, clock: _Clock, *, out: Pat
         method=method, plan=plan, cfg=cfg.pruning,
         ctx=PruneContext(torch.Generator().manual_seed(cfg.seed), states=states),
         snapshot=cfg.agent.snapshot, seed=cfg.seed + 2, train_steps=cfg.agent.train_steps,
-        progress=progress, at_final_size=_size_check(rungs))
+        progress=progress, at_final_size=_size_check(rungs, agent))
     nan = float("nan")
-    base = _base(cfg, plan, count(agent.policy).params,
+    base = _base(cfg, plan, _deployed_params(agent, agent.policy),
                  cfg.eval.seed if cfg.eval.seed is not None else cfg.seed) | {
         "dense_return_mean": nan, "dense_return_std": nan, "dense_return_iqm": nan,
         "dense_cached": False, "dense_env_steps": 0, "dense_wall_s": 0.0}
@@ -203,18 +202,21 @@ def _finish(cfg: TrialConfig, agent: Agent, method: PruningMethod, base: dict[st
     """Shrink, evaluate (with observation noise when asked), measure the deployed policy,
     write it. ``teacher``: the dense policy (None for a trial trained from scratch);
     ``states``: visited states (noise scale, int8 calibration)."""
-    # structured methods remove their units physically here, at the end of any schedule
+    # structured methods remove their units physically here, at the end of any schedule;
+    # the agent's training-only outputs (SAC's log-stds) go too
     achieved = achieved_sparsity(agent.policy, method.structured)
-    policy = shrink(agent.policy) if method.structured else agent.policy
+    policy = deployed_policy(agent, agent.policy, remove_units=method.structured)
     final = evaluate(policy, agent.head, env_spec(cfg), episodes=cfg.eval.episodes,
                      seed=base["eval_seed"])
     measured = {**_noise_metrics(cfg, policy, teacher, agent.head, states, base["eval_seed"]),
                 **deploy_metrics(policy, cfg.eval, states)}
+    # every network's parameters but the deployed policy's (SAC: critics, targets,
+    # temperature and the actor's log-std rows)
+    every = sum(t.numel() for k, t in agent.state_tensors().items() if not is_statistic(k))
     metrics = TrialMetrics(**{
         **base, **_final_metrics(policy, final, base["params_dense"]), **measured,
         "layer_sparsity": achieved, **steps,
-        "params_training_only": sum(t.numel() for k, t in agent.state_tensors().items()
-                                    if not is_statistic(k)) - count(agent.policy).params,
+        "params_training_only": every - _deployed_params(agent, agent.policy),
         **clock.paid()})
     if out is not None:
         metrics = write_trial(out, cfg, policy, agent.head, metrics)
@@ -233,13 +235,19 @@ class Rungs:
     extra: tuple[str, ...] = ()  # further counts in each rung point (early_stop.RUNG_COUNTS)
 
 
-def _size_check(rungs: Rungs | None) -> Callable[[PrunableNet], None] | None:
+def _deployed_params(agent: Agent, net: PrunableNet) -> int:
+    """Parameters of ``net`` (units removed or not) as deployed: its deployed outputs only."""
+    return count(deployed_policy(agent, net, remove_units=False)).params
+
+
+def _size_check(rungs: Rungs | None, agent: Agent) -> Callable[[PrunableNet], None] | None:
     if rungs is None or rungs.at_size is None:
         return None
     at_size = rungs.at_size
 
     def check(net: PrunableNet) -> None:
-        params = float(count(net).params_nonzero)
+        # counted as the trial will report it: the deployed outputs only
+        params = float(count(deployed_policy(agent, net, remove_units=False)).params_nonzero)
         if at_size(params):
             raise EarlyStop(SIZE_CHECK, (params, float("nan")))
     return check

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from nas_prune.cli import app
 from nas_prune.config.sweep import load_sweep
+from nas_prune.pruning.counting import count_dense
 from nas_prune.results.reeval import verify_checkpoints
-from nas_prune.results.study import complete, trials_frame
+from nas_prune.results.study import SWEEP_ATTR, complete, trials_frame
 from nas_prune.search.storage import load_study
 from nas_prune.search.sweep import POPULATION_ATTR, claim_study
 
@@ -56,3 +58,17 @@ def test_claim_records_fingerprint_and_a_population_that_resumes_unchanged(
     again = claim_study(sw, 4)  # a resume with another total keeps the generation size
     assert again.user_attrs[POPULATION_ATTR] == 10
     assert sw.study_dir.is_dir() and not (sw.out / "trials").exists()
+
+
+@pytest.mark.parametrize(("agent", "env", "outputs"), [
+    ("ppo", "CartPole-v1", 2), ("sac", "Pendulum-v1", 1)])
+def test_reference_params_count_the_deployed_outputs(tiny_sweep: Path, agent: str, env: str,
+                                                     outputs: int) -> None:
+    """The hypervolume's reference is the dense deployed policy, counted as trials count
+    theirs: SAC's actor without its log-std rows (Pendulum: 3 inputs, 1 mean)."""
+    data = yaml.safe_load(tiny_sweep.read_text())
+    data.update(agent={"name": agent, "train_steps": 1024}, env={"id": env})
+    tiny_sweep.write_text(yaml.safe_dump(data))
+    study = claim_study(load_sweep(tiny_sweep), 4)
+    n_obs = 4 if env == "CartPole-v1" else 3
+    assert study.user_attrs[SWEEP_ATTR]["ref_params"] == count_dense([n_obs, 16, 16, outputs])

@@ -8,10 +8,11 @@ import pickle
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import pytest
 import torch
 
-from nas_prune.pruning.surgery import shrink
+from nas_prune.pruning.surgery import deployed, shrink
 from nas_prune.rl.cnn import CNN
 from nas_prune.rl.heads import Head, act
 from nas_prune.rl.networks import MLP
@@ -98,6 +99,23 @@ def test_policy_round_trip_acts_the_same(tmp_path: Path, sizes: list[int], activ
     b, q2 = act(loaded, loaded_head, obs)
     assert (a == b).all()
     assert (q is None and q2 is None) or (q == q2).all()
+
+
+def test_a_sac_policy_saved_with_its_log_std_rows_loads_and_acts_as_its_mean_rows(
+        tmp_path: Path) -> None:
+    """A study written before deployed SAC policies dropped their log-std rows saved 2A
+    outputs: it still loads, and acts as the same net cut to its A mean rows."""
+    torch.manual_seed(0)
+    old = MLP([3, 8, 4], "relu")  # A = 2: two means, then two log-stds
+    head = Head("squashed", [-2.0, 0.0], [2.0, 1.0])
+    save_policy(tmp_path, old, head)
+    loaded, loaded_head = load_policy(tmp_path)
+    assert loaded.sizes == [3, 8, 4] and loaded_head == head
+    means = deployed(old, 2, remove_units=False)
+    obs = torch.randn(32, 3, generator=torch.Generator().manual_seed(1)).numpy()
+    want = act(means, head, obs)[0]
+    assert want.shape == (32, 2)
+    np.testing.assert_allclose(act(loaded, loaded_head, obs)[0], want, rtol=0, atol=1e-6)
 
 
 def _cnn() -> CNN:

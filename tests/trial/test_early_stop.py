@@ -27,7 +27,7 @@ def _always_1() -> MLP:
 def _agent(env_steps: int = 0) -> Any:
     env = EnvSpec("tests.rl.toy_envs:FixedLengthEnv", {"length": 4})
     return SimpleNamespace(policy=_always_1(), head=Head("q"), env_steps=env_steps,
-                           spec=SimpleNamespace(env=env))
+                           spec=SimpleNamespace(env=env), deployed_outputs=lambda n: n)
 
 
 class _Decide:
@@ -123,3 +123,14 @@ def test_dominated_count_in_three_objectives(point: tuple[float, ...],
                                              others: list[tuple[float, ...]],
                                              expected: int) -> None:
     assert dominated_count(point, others) == expected
+
+
+def test_rung_points_count_only_the_deployed_outputs() -> None:
+    """A rung point's size is the trial's reported one: outputs an agent does not deploy
+    (SAC's log-stds) are not counted. Here the one nonzero parameter is the bias of the
+    second output, which this agent does not deploy."""
+    agent = _agent()
+    agent.deployed_outputs = lambda n: 1
+    decide = _Decide()
+    RungMonitor(agent, 1000, [0.5], decide, episodes=2, extra=("macs_nonzero",))(500)
+    assert decide.calls == [(0, (0.0, 4.0, 0.0))]  # acting still uses both outputs

@@ -98,8 +98,11 @@ def test_sac_prunes_and_finetunes_its_actor(schedule: str, method: str, mode: st
         if layer.mask is not None:
             assert (layer.weight[layer.mask == 0] == 0).all()
     assert r.metrics.params_nonzero < r.metrics.params_dense
-    # twin critics 4 -> 16 -> 16 -> 1 and their targets, and log(alpha)
-    assert r.metrics.params_training_only == 4 * (4 * 16 + 16 + 16 * 16 + 16 + 16 + 1) + 1
+    # twin critics 4 -> 16 -> 16 -> 1 and their targets, log(alpha), and the actor's
+    # log-std row (16 weights and a bias: the deployed policy keeps the mean row only)
+    assert r.metrics.params_training_only == (
+        4 * (4 * 16 + 16 + 16 * 16 + 16 + 16 + 1) + 1 + 16 + 1)
+    assert r.policy.prunable_layers()[-1].n_units == 1
 
 
 def test_l1_method_runs_with_penalty() -> None:

@@ -63,8 +63,10 @@ class Agent:
     trainer: FlatTrainer  # updates the policy (and any training-only nets); set_policy sets it
     default_hidden: ClassVar[list[int]]
     default_activation: ClassVar[str]
-    # the policy's outputs per action dimension (SAC: a mean and a log-std)
+    # the policy's outputs per action dimension (SAC: a mean and a log-std) and, of those,
+    # how many the deployed policy keeps (None: all; SAC: 1, the mean; ``deployed_outputs``)
     outputs_per_action: ClassVar[int] = 1
+    deployed_per_action: ClassVar[int | None] = None
 
     def __init__(self, spec: AgentSpec) -> None:
         self.spec = spec
@@ -82,6 +84,16 @@ class Agent:
             fit = [n for n in agents.names() if isinstance(space, agents.get(n).action_spaces)]
             raise ValueError(f"agent.name: {name} needs a {kinds} action space, env has "
                              f"{space}; allowed agents for it: {', '.join(fit)}")
+
+    @classmethod
+    def deployed_outputs(cls, n_outputs: int) -> int:
+        """Of a policy with ``n_outputs`` outputs, how many the deployed policy keeps: its
+        first ones (all unless ``deployed_per_action`` says otherwise; the rest are
+        training-only: SAC's log-stds). The trial saves, exports and counts a policy cut
+        to these (``pruning.surgery.deployed``); training keeps them all."""
+        if cls.deployed_per_action is None:
+            return n_outputs
+        return n_outputs // cls.outputs_per_action * cls.deployed_per_action
 
     @property
     def policy(self) -> PrunableNet:

@@ -2,15 +2,16 @@
 critics with Polyak-averaged targets, a tanh-squashed diagonal Gaussian actor, automatic
 entropy temperature, a replay buffer.
 
-The deployed policy is the actor: one MLP whose output holds the Gaussian's mean (first
-``A`` columns) and log-std (last ``A``, training only); head ``squashed`` acts with
-``tanh(mean)`` rescaled to the action bounds, SAC's deterministic action. The critics, their
-targets and the temperature are training-only. One ``FlatTrainer`` holds the actor (first:
-pruning penalties and sparse-training hooks apply to it), the critics and log(alpha), and
-one fused Adam step updates all three: Adam is elementwise, so this equals SB3's three
-optimizers, except that the actor's loss uses the critics from before this step's critic
-update (SB3 uses those after it; a one-step lag of a slowly moving target, as in the
-original SAC's simultaneous updates).
+The actor is one MLP whose output holds the Gaussian's mean (first ``A`` columns) and
+log-std (last ``A``, training only); the deployed policy is the actor cut to its mean rows
+(``deployed_per_action``), and head ``squashed`` acts with ``tanh(mean)`` rescaled to the
+action bounds, SAC's deterministic action. The critics, their targets and the temperature
+are training-only. One ``FlatTrainer`` holds the actor (first: pruning penalties and
+sparse-training hooks apply to it), the critics and log(alpha), and one fused Adam step
+updates all three: Adam is elementwise, so this equals SB3's three optimizers, except that
+the actor's loss uses the critics from before this step's critic update (SB3 uses those
+after it; a one-step lag of a slowly moving target, as in the original SAC's simultaneous
+updates).
 """
 from __future__ import annotations
 
@@ -83,6 +84,7 @@ class SACAgent(Agent):
     default_hidden = [256, 256]
     default_activation = "relu"
     outputs_per_action = 2
+    deployed_per_action = 1  # the mean; the log-std only trains
 
     def __init__(self, spec: AgentSpec) -> None:
         super().__init__(spec)

@@ -229,3 +229,17 @@ def test_check_env_names_the_registered_agents_that_fit_the_action_space(env_id:
         assert msg.startswith(f"agent.name: {name} needs a ")
         assert msg.endswith(f"allowed agents for it: {', '.join(fit)}")
     env.close()
+
+
+@pytest.mark.parametrize(("name", "env_id", "outputs"), [
+    ("dqn", "CartPole-v1", 2), ("ppo", "CartPole-v1", 2), ("ppo", "Pendulum-v1", 1),
+    ("sac", "Pendulum-v1", 1)])
+def test_each_agent_deploys_the_outputs_its_head_reads(name: str, env_id: str,
+                                                       outputs: int) -> None:
+    """The deployed policy keeps the policy's first ``deployed_outputs`` outputs: all of a
+    Q-network's or a PPO actor's, only a SAC actor's means (its log-stds only train)."""
+    agent = _agent(name, env_id, hyper={"buffer_size": 64} if name != "ppo" else None)
+    width = agent.policy.prunable_layers()[-1].n_units
+    assert width == outputs * agent.outputs_per_action
+    assert agent.deployed_outputs(width) == outputs
+    agent.close()
