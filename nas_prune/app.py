@@ -212,12 +212,15 @@ def baseline_for(sw: Sweep) -> None:
 
 
 def baseline(sweep_file: Path, *, storage: str | None, study: str | None,
-             out: Path | None) -> None:
-    """The ``baseline`` verb (refused, like ``sweep``, when the sweep file changed)."""
+             out: Path | None, sampler_seed: int | None = None) -> None:
+    """The ``baseline`` verb (refused, like ``sweep``, when the sweep file changed): run
+    beside a sweep that is still searching, it has the baseline ready when the search
+    ends."""
     from nas_prune.search.fingerprint import check_fingerprint
     from nas_prune.search.storage import find_study
 
-    sw = load_sweep(sweep_file, storage=storage, study=study, out=out)
+    sw = load_sweep(sweep_file, storage=storage, study=study, out=out,
+                    sampler_seed=sampler_seed)
     existing = find_study(sw.storage, sw.study)
     if existing is not None:
         check_fingerprint(existing, sw)

@@ -190,11 +190,14 @@ def baseline(
     storage: Optional[str] = typer.Option(None, "--storage"),
     study: Optional[str] = typer.Option(None, "--study"),
     out: Optional[Path] = typer.Option(None, "--out"),
+    sampler_seed: Optional[int] = typer.Option(
+        None, "--sampler-seed", help="As given to the sweep (study <name>-seed<N>)."),
 ) -> None:
     """Run the uniform global-magnitude baseline of a sweep (resumable)."""
     from nas_prune import app
 
-    guarded(lambda: app.baseline(sweep_file, storage=storage, study=study, out=out))
+    guarded(lambda: app.baseline(sweep_file, storage=storage, study=study, out=out,
+                                 sampler_seed=sampler_seed))
 
 
 @app.command()

@@ -156,3 +156,18 @@ def test_a_worker_joins_the_second_sampler_seeds_study_and_fills_it(ran: Path) -
     # without the seed, the worker's file says seed 0: the seeded study is not joined
     res = runner.invoke(app, ["worker", str(ran), "--study", "tiny-seed1", "--trials", "3"])
     assert res.exit_code == 2 and "sampler_seed: 1 -> 0" in res.output, res.output
+
+
+def test_the_baseline_of_a_second_sampler_seed_runs_beside_its_search(ran: Path) -> None:
+    """``baseline --sampler-seed N`` fills the study ``<name>-seed<N>.baseline`` (and is
+    refused without the seed, as the worker is), so it can run while the search runs."""
+    res = runner.invoke(app, ["sweep", str(ran), "--sampler-seed", "2", "--trials", "1",
+                              "--no-report"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["baseline", str(ran), "--study", "tiny-seed2"])
+    assert res.exit_code == 2 and "sampler_seed: 2 -> 0" in res.output, res.output
+    res = runner.invoke(app, ["baseline", str(ran), "--sampler-seed", "2"])
+    assert res.exit_code == 0, res.output
+    sw = load_sweep(ran)
+    done = load_study(sw.storage, "tiny-seed2.baseline").trials
+    assert len(done) == len(sw.config.baseline.sparsities)
