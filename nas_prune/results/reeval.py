@@ -122,8 +122,8 @@ def with_dense_reeval(dense: pd.DataFrame, front: pd.DataFrame, store: dict[str,
                       ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Add reeval_* columns to the dense references found in ``store`` and, to each front
     point of the same dense agent (channels, hidden, seed), ``reeval_iqm_pct_dense``: its
-    re-evaluated IQM as a percentage of that dense agent's (mean for mean when an IQM is
-    zero)."""
+    re-evaluated IQM as a percentage of that dense agent's, where that is positive (for a
+    dense IQM of zero or below a percentage would mislead: none is given)."""
     from nas_prune.trial.dense_cache import dense_key
 
     dense, front = dense.copy(), front.copy()
@@ -144,8 +144,10 @@ def with_dense_reeval(dense: pd.DataFrame, front: pd.DataFrame, store: dict[str,
         for k in keys:
             match = match[match[k].astype(str) == str(row.get(k))]
         ref = float(match["reeval_iqm"].iloc[0]) if len(match) else math.nan
+        # a ratio reads as "kept X%" only over a positive dense return (-150 / -140 would
+        # read 107% for a worse policy): none otherwise
         pct.append(100.0 * float(row.get("reeval_iqm", math.nan)) / ref
-                   if math.isfinite(ref) and ref != 0 else math.nan)
+                   if math.isfinite(ref) and ref > 0 else math.nan)
     front["reeval_iqm_pct_dense"] = pct
     return dense, front
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from nas_prune import TrialConfig, run_trial
+from nas_prune.config.base import load_yaml
 from nas_prune.results.reeval import (
     DENSE_REEVAL_ATTR,
     LATENCY_ATTR,
@@ -22,6 +23,7 @@ from nas_prune.results.reeval import (
     with_latency,
     with_reeval,
 )
+from nas_prune.trial.dense_cache import dense_key
 from tests.conftest import TINY_PPO
 
 
@@ -135,3 +137,17 @@ def test_without_the_dense_cache_nothing_is_claimed(unpruned: tuple[Path, pd.Dat
     dense_rows, front_rows = with_dense_reeval(dense, front, {})
     assert dense_rows["reeval_iqm"].isna().all()
     assert front_rows["reeval_iqm_pct_dense"].isna().all()
+
+
+def test_no_percentage_of_a_dense_return_at_or_below_zero(
+        unpruned: tuple[Path, pd.DataFrame]) -> None:
+    """-150 over -140 would read 107% for a worse policy: no figure is given instead."""
+    root, dense = unpruned
+    key = dense_key(TrialConfig.model_validate(load_yaml(root / "00000" / "config.yaml")))
+    front = pd.DataFrame({"number": [0, 1], "hidden": ["16,16"] * 2, "seed": [0, 0],
+                          "reeval_iqm": [-150.0, 5.0]})
+    for ref in (-140.0, 0.0):
+        _, got = with_dense_reeval(dense, front, {key: {"iqm": ref}})
+        assert got["reeval_iqm_pct_dense"].isna().all()
+    _, got = with_dense_reeval(dense, front, {key: {"iqm": 10.0}})
+    assert got["reeval_iqm_pct_dense"].tolist() == pytest.approx([-1500.0, 50.0])
