@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,10 +14,6 @@ from nas_prune.rl.heads import Head
 from nas_prune.rl.networks import MLP
 from nas_prune.trial.artifacts import POLICY_WEIGHTS, save_policy
 
-# Two back-to-back measurements of one net (median of 200 batch-1 forwards each) differed by
-# at most 3.2% in 15 pairs per engine on a 2-core machine under load 4 (4-26-26-2 and
-# 4-256-256-2, torch and onnxruntime); the test allows 25% for a CI machine shared by jobs.
-REPEAT_TOLERANCE = 0.25
 ENGINES = ["torch", pytest.param("onnxruntime", marks=pytest.mark.skipif(
     not latency_mod._has_onnxruntime(), reason="needs the [deploy] extra"))]
 
@@ -39,11 +36,23 @@ def test_larger_net_and_batch_measure_slower(engine: str, nets: dict[str, MLP]) 
     assert small.us > 0 and small.iqr_us >= 0
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_repeatable_within_tolerance(engine: str, nets: dict[str, MLP]) -> None:
-    first = measure_latency(nets["small"], engine=engine)
-    second = measure_latency(nets["small"], engine=engine)
-    assert abs(second.us / first.us - 1) <= REPEAT_TOLERANCE, (first, second)
+def test_median_and_iqr_of_timed_calls_only() -> None:
+    # a scripted clock: warm-up calls are not timed; each timed call lasts its scripted ns.
+    # (Whether two real measurements agree is machine noise: bench_latency prints it.)
+    durations_ns = [9_000, 1_000, 3_000, 2_000, 5_000]
+    ticks = iter(np.cumsum([0] + [d for d in durations_ns for d in (d, 0)])[:-1].tolist())
+    calls: list[int] = []
+    times = latency_mod._time_calls(lambda: calls.append(1), repeats=5, warmup=4,
+                                    clock=lambda: next(ticks))
+    assert len(calls) == 9
+    assert times.tolist() == [9.0, 1.0, 3.0, 2.0, 5.0]
+
+
+def test_latency_is_the_median_and_iqr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(latency_mod, "_time_calls",
+                        lambda run, repeats, warmup: np.array([9.0, 1.0, 3.0, 2.0, 5.0]))
+    lat = latency_mod._measure(lambda: None, 7, repeats=5, warmup=0, method="torch")
+    assert lat == Latency(us=3.0, iqr_us=3.0, method="torch", batch=7)
 
 
 def test_auto_uses_onnxruntime_when_installed_else_torch(
