@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from nas_prune.config.base import parse
 from nas_prune.config.sweep import load_sweep
 from nas_prune.config.trial import TrialConfig
-from nas_prune.search.baseline import baseline_configs, run_baseline
+from nas_prune.search.baseline import COPIED_FROM, baseline_configs, run_baseline
 from nas_prune.search.record import read as trial_attrs
 from nas_prune.search.storage import load_study
 from tests.conftest import write_yaml
@@ -142,3 +142,40 @@ def test_run_baseline_records_a_failure_and_retries_it(tmp_path: Path) -> None:
     assert logs[0].startswith("baseline sparsity=0.500: FAIL (")
     run_baseline(sweep, log=logs.append)  # a failed sparsity is not recorded as done
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+
+
+def test_a_second_sampler_seed_copies_the_baseline_it_shares(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas_prune.trial.run as run_mod
+
+    space = {"finetune_steps": 64}
+    sweep = _sweep(tmp_path, space, baseline={"sparsities": [0.5]}, **TINY_RUN)
+    run_baseline(sweep, log=lambda _: None)
+    (first,) = _complete(load_study(sweep.storage, "tiny.baseline")).values()
+
+    def no_run(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a trial ran")
+
+    real = run_mod.run_trial
+    monkeypatch.setattr(run_mod, "run_trial", no_run)
+    write_yaml(tmp_path / "space.yaml", {**SPACE, **space})
+    seed1 = load_sweep(tmp_path / "sweep.yaml", sampler_seed=1)
+    assert seed1.study == "tiny-seed1"
+    logs: list[str] = []
+    run_baseline(seed1, log=logs.append)
+    (copied,) = _complete(load_study(seed1.storage, "tiny-seed1.baseline")).values()
+    assert copied.values == first.values
+    assert trial_attrs(copied)["out_dir"] == trial_attrs(first)["out_dir"]
+    assert trial_attrs(copied)["config"] == trial_attrs(first)["config"]
+    assert copied.user_attrs[COPIED_FROM] == f"tiny.baseline#{first.number}"
+    assert "copied, not run again" in logs[0]
+
+    # a sweep whose baseline config differs (more fine-tuning) runs its own trial
+    monkeypatch.setattr(run_mod, "run_trial", real)
+    write_yaml(tmp_path / "space.yaml", {**SPACE, "finetune_steps": 128})
+    other = load_sweep(tmp_path / "sweep.yaml", sampler_seed=2)
+    logs.clear()
+    run_baseline(other, log=logs.append)
+    (ran,) = _complete(load_study(other.storage, "tiny-seed2.baseline")).values()
+    assert COPIED_FROM not in ran.user_attrs and "copied" not in logs[0]
+    assert parse(TrialConfig, trial_attrs(ran)["config"]).pruning.finetune.steps == 128
