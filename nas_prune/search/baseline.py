@@ -7,6 +7,10 @@ the sampler) is copied from there rather than run again: trials are deterministi
 config (tests/test_reproducibility.py), so the run would give the same figures."""
 from __future__ import annotations
 
+import multiprocessing as mp
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -16,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas_prune.config.space import Choice, Range
 from nas_prune.config.sweep import Sweep
 from nas_prune.config.trial import TrialConfig, with_picks
+from nas_prune.trial.metrics import TrialMetrics
 from nas_prune.results.study import BASELINE_SUFFIX
 from nas_prune.search import record
 from nas_prune.search.storage import create_study, load_study, open_storage
@@ -49,21 +54,21 @@ def _largest(dim: Any) -> int:
     return int(dim)
 
 
-def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Study:
-    """Run the baseline sparsities not yet recorded; return the baseline study."""
-    from nas_prune.trial.run import run_trial
+def run_baseline(sweep: Sweep, log: Callable[[str], None] = print, *,
+                 workers: int | None = None) -> optuna.Study:
+    """Run the baseline sparsities not yet recorded; return the baseline study.
 
+    ``workers`` local processes (default: the sweep's ``workers``) run the sparsities at
+    once, each recorded as it ends (so an interrupted baseline keeps what finished)."""
     study = baseline_study(sweep)
     done = {round(t.params.get("sparsity", -1), 6)
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     elsewhere = _completed_elsewhere(sweep.storage, study.study_name)
+    todo: list[tuple[float, TrialConfig, Path]] = []
     for cfg in baseline_configs(sweep):
         s = float(cfg.pruning.sparsity)  # type: ignore[arg-type]
         if round(s, 6) in done:
             continue
-        out = sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"
-        where: dict[str, Any] = {
-            "params": {"sparsity": s}, "distributions": {"sparsity": FloatDistribution(0.0, 1.0)}}
         key = _config_key(cfg.model_dump(mode="json"))
         if key in elsewhere:
             name, t = elsewhere[key]
@@ -72,27 +77,56 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print) -> optuna.Stu
             record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
                                 out_dir=record.read(t).get("out_dir"), metrics=m,
                                 values=record.objective_values(m, sweep.objectives),
-                                attrs={COPIED_FROM: f"{name}#{t.number}"}, **where)
+                                attrs={COPIED_FROM: f"{name}#{t.number}"}, **_where(s))
             log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
                 f"return={m.return_mean:.1f} (the same trial config, completed in "
                 f"{name} #{t.number}: copied, not run again)")
             continue
-        try:
-            result = run_trial(cfg, cache_dir=sweep.dense_cache, out=out)
-        except (ValueError, FloatingPointError, RuntimeError) as exc:  # recorded, go on
-            record.add_finished(
-                study, state=TrialState.FAIL, config=cfg, out_dir=str(out.resolve()),
-                attrs={record.FAIL_REASON: f"{type(exc).__name__}: {str(exc)[:300]}"},
-                **where)
-            log(f"baseline sparsity={s:.3f}: FAIL ({exc})")
+        todo.append((s, cfg, sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"))
+    for s, cfg, out, outcome in _run_all(todo, sweep.dense_cache, workers or sweep.config.workers):
+        if isinstance(outcome, str):  # recorded, go on
+            record.add_finished(study, state=TrialState.FAIL, config=cfg,
+                                out_dir=str(out.resolve()),
+                                attrs={record.FAIL_REASON: outcome}, **_where(s))
+            log(f"baseline sparsity={s:.3f}: FAIL ({outcome})")
             continue
-        m = result.metrics
+        m = outcome
         record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
                             out_dir=str(out.resolve()), metrics=m,
-                            values=record.objective_values(m, sweep.objectives), **where)
+                            values=record.objective_values(m, sweep.objectives), **_where(s))
         log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
             f"return={m.return_mean:.1f} ({m.wall_s:.1f}s)")
     return study
+
+
+def _where(s: float) -> dict[str, Any]:
+    return {"params": {"sparsity": s}, "distributions": {"sparsity": FloatDistribution(0.0, 1.0)}}
+
+
+def _run_one(cfg: TrialConfig, cache_dir: Path, out: Path) -> TrialMetrics | str:
+    """One baseline trial's metrics, or its failure as ``"<Error>: <message>"``."""
+    from nas_prune.trial.run import run_trial
+
+    try:
+        return run_trial(cfg, cache_dir=cache_dir, out=out).metrics
+    except (ValueError, FloatingPointError, RuntimeError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def _run_all(todo: list[tuple[float, TrialConfig, Path]], cache_dir: Path, workers: int
+             ) -> Iterator[tuple[float, TrialConfig, Path, TrialMetrics | str]]:
+    """Each trial's outcome as it ends: in this process, or in ``workers`` spawned ones (a
+    dense agent not yet cached is trained once: the cache's lock holds the others)."""
+    if workers <= 1 or len(todo) <= 1:
+        for s, cfg, out in todo:
+            yield s, cfg, out, _run_one(cfg, cache_dir, out)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)),
+                             mp_context=mp.get_context("spawn")) as pool:
+        jobs = {pool.submit(_run_one, cfg, cache_dir, out): (s, cfg, out)
+                for s, cfg, out in todo}
+        for job in as_completed(jobs):
+            yield (*jobs[job], job.result())
 
 
 def _config_key(config: dict[str, Any]) -> str:

@@ -179,3 +179,19 @@ def test_a_second_sampler_seed_copies_the_baseline_it_shares(
     (ran,) = _complete(load_study(other.storage, "tiny-seed2.baseline")).values()
     assert COPIED_FROM not in ran.user_attrs and "copied" not in logs[0]
     assert parse(TrialConfig, trial_attrs(ran)["config"]).pruning.finetune.steps == 128
+
+
+def test_workers_run_the_sparsities_at_once_with_the_serial_figures(tmp_path: Path) -> None:
+    space = {"finetune_steps": 64}
+    runs = {}
+    for workers in (1, 2):
+        d = tmp_path / f"w{workers}"
+        d.mkdir()
+        sweep = _sweep(d, space, baseline={"sparsities": [0.5, 0.9]}, **TINY_RUN)
+        logs: list[str] = []
+        run_baseline(sweep, log=logs.append, workers=workers)
+        assert len(logs) == 2 and all("params_nonzero=" in line for line in logs)
+        runs[workers] = {s: (t.values, trial_attrs(t)["return_std"])
+                         for s, t in _complete(load_study(sweep.storage, "tiny.baseline")).items()}
+    assert sorted(runs[2]) == [0.5, 0.9]
+    assert runs[2] == runs[1]  # deterministic per config, wherever it ran
