@@ -3,11 +3,13 @@ reference architecture, same fine-tune budget, recorded in its own study beside 
 
 A baseline trial whose exact config another baseline study in the same storage has already
 completed (a second sampler seed's search of the same sweep: the baseline does not depend on
-the sampler) is copied from there rather than run again: trials are deterministic in their
-config (tests/test_reproducibility.py), so the run would give the same figures."""
+the sampler) is copied from there, its record and its folder, rather than run again: trials
+are deterministic in their config (tests/test_reproducibility.py), so the run would give the
+same figures."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -69,20 +71,23 @@ def run_baseline(sweep: Sweep, log: Callable[[str], None] = print, *,
         s = float(cfg.pruning.sparsity)  # type: ignore[arg-type]
         if round(s, 6) in done:
             continue
-        key = _config_key(cfg.model_dump(mode="json"))
-        if key in elsewhere:
-            name, t = elsewhere[key]
+        out = sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"
+        found = elsewhere.get(_config_key(cfg.model_dump(mode="json")))
+        src = Path(str(record.read(found[1]).get("out_dir"))) if found else None
+        if found and src is not None and (src / "metrics.json").is_file():
+            name, t = found
             m = record.read_metrics(t)
             assert m is not None  # a COMPLETE baseline trial has its metrics
+            shutil.copytree(src, out, dirs_exist_ok=True)  # the study owns its files
             record.add_finished(study, state=TrialState.COMPLETE, config=cfg,
-                                out_dir=record.read(t).get("out_dir"), metrics=m,
+                                out_dir=str(out.resolve()), metrics=m,
                                 values=record.objective_values(m, sweep.objectives),
                                 attrs={COPIED_FROM: f"{name}#{t.number}"}, **_where(s))
             log(f"baseline sparsity={s:.3f}: params_nonzero={m.params_nonzero} "
                 f"return={m.return_mean:.1f} (the same trial config, completed in "
-                f"{name} #{t.number}: copied, not run again)")
+                f"{name} #{t.number}: its files copied, not run again)")
             continue
-        todo.append((s, cfg, sweep.study_dir / "baseline" / f"sparsity-{s:.4f}"))
+        todo.append((s, cfg, out))
     for s, cfg, out, outcome in _run_all(todo, sweep.dense_cache, workers or sweep.config.workers):
         if isinstance(outcome, str):  # recorded, go on
             record.add_finished(study, state=TrialState.FAIL, config=cfg,

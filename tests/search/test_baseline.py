@@ -165,8 +165,11 @@ def test_a_second_sampler_seed_copies_the_baseline_it_shares(
     run_baseline(seed1, log=logs.append)
     (copied,) = _complete(load_study(seed1.storage, "tiny-seed1.baseline")).values()
     assert copied.values == first.values
-    assert trial_attrs(copied)["out_dir"] == trial_attrs(first)["out_dir"]
     assert trial_attrs(copied)["config"] == trial_attrs(first)["config"]
+    src, own = (Path(trial_attrs(t)["out_dir"]) for t in (first, copied))
+    assert own.is_relative_to(seed1.study_dir) and not own.is_relative_to(sweep.study_dir)
+    assert sorted(p.name for p in own.iterdir()) == sorted(p.name for p in src.iterdir())
+    assert (own / "metrics.json").read_bytes() == (src / "metrics.json").read_bytes()
     assert copied.user_attrs[COPIED_FROM] == f"tiny.baseline#{first.number}"
     assert "copied, not run again" in logs[0]
 
