@@ -25,7 +25,7 @@ __all__ = ["DENSE_REEVAL_ATTR", "LATENCY_ATTR", "LATENCY_RUNS", "REEVAL_ATTR", "
 REEVAL_ATTR = "reeval"
 DENSE_REEVAL_ATTR = "reeval_dense"  # study user attr: dense key -> its re-evaluation
 LATENCY_ATTR = "latency_remeasured"  # study user attr: trial number -> re-measured latency
-LATENCY_RUNS = 3  # fresh measurements per front point (each: measure_latency's 7 rounds)
+LATENCY_RUNS = 3  # fresh measurements per front point (each: 200 timed forwards)
 
 
 REEVAL_STREAM = 2  # evaluation seeds disjoint from trials' (0) and selection's (1)

@@ -1,7 +1,7 @@
 """Policy latency, deployed as it would ship: dense vs pruned vs int8, torch vs onnxruntime,
 at batch 1 and batch 1024, in one run (1 thread; median and IQR of timed forwards).
 
-    python -m tests.benchmarks.bench_latency [--hidden 256,256] [--sparsity 0.9] [--pairs 15]
+    python -m tests.benchmarks.bench_latency [--hidden 256,256] [--sparsity 0.9] [--repeats 200]
 
 Rows: ``dense`` (the 4-H-H-2 MLP); ``masked`` (90% of its neurons removed by ``importance``,
 zeros in place); ``pruned`` (the same net physically shrunk, what a trial saves and exports);
@@ -9,14 +9,12 @@ zeros in place); ``pruned`` (the same net physically shrunk, what a trial saves 
 dynamic one). Target: pruned through onnxruntime at batch 1 <= 0.25 x dense through torch.
 Then the measurement's repeatability: ``--pairs`` back-to-back measurements of the pruned net
 per engine at batch 1, and the largest ``|second / first - 1|`` (machine noise; it was a
-unit test until a shared CI machine measured 9.1 then 5.9 µs for one net with the median of
-200 single calls; ``--single-calls`` prints that old estimator's repeatability beside it).
+unit test until a shared CI machine measured 9.1 then 5.9 µs for one net).
 Needs the ``[deploy]`` extra for the onnxruntime rows.
 """
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -48,20 +46,20 @@ def _nets(hidden: list[int], sparsity: float) -> dict[str, MLP]:
     return {"dense": dense, "masked": masked, "pruned": shrink(masked)}
 
 
-def _rows(nets: dict[str, MLP]) -> list[tuple[str, str, int, list[Latency]]]:
+def _rows(nets: dict[str, MLP], repeats: int) -> list[tuple[str, str, int, list[Latency]]]:
     """(variant, engine, bytes of what that engine loads, one Latency per batch)."""
     rows = []
     for name, net in nets.items():
         for engine in ("torch", "onnxruntime"):
             size = policy_bytes(net) if engine == "torch" else len(to_onnx(net))
-            rows.append((name, engine, size, [measure_latency(net, batch=b,
+            rows.append((name, engine, size, [measure_latency(net, batch=b, repeats=repeats,
                                                               engine=engine) for b in BATCHES]))
     calib = np.random.default_rng(0).standard_normal((1024, 4), dtype=np.float32)
     for name in ("dense", "pruned"):
         for mode, obs in (("static", calib), ("dynamic", None)):
             model = int8_onnx(nets[name], obs)
             rows.append((f"int8 {mode} {name}", "onnxruntime", len(model),
-                         [measure_onnx_latency(model, batch=b)
+                         [measure_onnx_latency(model, batch=b, repeats=repeats)
                           for b in BATCHES]))
     return rows
 
@@ -79,48 +77,25 @@ def _print(rows: list[tuple[str, str, int, list[Latency]]]) -> float:
     return pruned / base[1]
 
 
-def _median_of_single_calls(net: MLP, engine: str) -> float:
-    """The estimator before rounds: the median of 200 timed single calls after 50 warm-up."""
-    from nas_prune.deploy import latency as lat_mod
-    from nas_prune.deploy.onnx import to_onnx
-
-    x = lat_mod._random_obs(1, 4)
-    run = (lat_mod._ort_forward(to_onnx(net), x) if engine == "onnxruntime"
-           else lat_mod._torch_forward(net, x))
-    with lat_mod._one_torch_thread():
-        for _ in range(50):
-            run()
-        times = []
-        for _ in range(200):
-            t0 = time.perf_counter_ns()
-            run()
-            times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times)) / 1e3
-
-
-def _repeatability(net: MLP, pairs: int, single_calls: bool) -> None:
-    estimators = {"rounds": lambda e: measure_latency(net, engine=e).us}
-    if single_calls:
-        estimators["200 single calls"] = lambda e: _median_of_single_calls(net, e)
+def _repeatability(net: MLP, pairs: int, repeats: int) -> None:
     for engine in ("torch", "onnxruntime"):
-        for label, measure in estimators.items():
-            dev = []
-            for _ in range(pairs):
-                first, second = measure(engine), measure(engine)
-                dev.append(abs(second / first - 1))
-            verdict = "within" if max(dev) <= REPEAT_TOLERANCE else "OVER"
-            print(f"repeatability {engine:12s} {label:17s} {pairs} back-to-back pairs: max "
-                  f"|ratio - 1| {max(dev):.3f}, median {float(np.median(dev)):.3f} "
-                  f"({verdict} {REPEAT_TOLERANCE})")
+        dev = []
+        for _ in range(pairs):
+            first, second = (measure_latency(net, repeats=repeats, engine=engine)
+                             for _ in range(2))
+            dev.append(abs(second.us / first.us - 1))
+        verdict = "within" if max(dev) <= REPEAT_TOLERANCE else "OVER"
+        print(f"repeatability {engine:12s} {pairs} back-to-back pairs: max |ratio - 1| "
+              f"{max(dev):.3f}, median {float(np.median(dev)):.3f} ({verdict} "
+              f"{REPEAT_TOLERANCE})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--hidden", default="256,256")
     ap.add_argument("--sparsity", type=float, default=0.9)
+    ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--pairs", type=int, default=15)
-    ap.add_argument("--single-calls", action="store_true",
-                    help="also the repeatability of the median of 200 single calls")
     args = ap.parse_args()
     torch.set_num_threads(1)
     hidden = [int(x) for x in args.hidden.split(",")]
@@ -129,13 +104,13 @@ def main() -> None:
     with torch.inference_mode():
         assert torch.allclose(nets["masked"](x), nets["pruned"](x), atol=1e-5)
     print(f"MLP 4 -> {hidden} -> 2; importance pruning of {args.sparsity:.0%} of neurons -> "
-          f"pruned hidden {nets['pruned'].hidden}; 1 thread; median of 7 timed "
-          f"rounds of >= 5 ms (each its mean per forward) after 50 warm-up forwards, µs; /dense: against dense through torch, same batch")
-    ratio = _print(_rows(nets))
+          f"pruned hidden {nets['pruned'].hidden}; 1 thread; median of {args.repeats} timed "
+          f"forwards after 50 warm-up, µs; /dense: against dense through torch, same batch")
+    ratio = _print(_rows(nets, args.repeats))
     verdict = "met" if ratio <= TARGET else "MISSED"
     print(f"target: pruned via onnxruntime at batch 1 <= {TARGET} x dense via torch: "
           f"{ratio:.3f} ({verdict})")
-    _repeatability(nets["pruned"], args.pairs, args.single_calls)
+    _repeatability(nets["pruned"], args.pairs, args.repeats)
 
 
 if __name__ == "__main__":
