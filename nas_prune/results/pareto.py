@@ -43,6 +43,8 @@ IndexArray = npt.NDArray[np.intp]
 class NoPointError(ValueError):
     """No front point satisfies the constraints given to `select_point`."""
 
+_EPS = 1e-12  # a knee must clear its chord by more than rounding
+
 
 def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
     """Return True if ``a = (params, ret)`` Pareto-dominates ``b``.
@@ -143,8 +145,10 @@ def knee_index(params: Floats, returns: Floats) -> int:
     """Return the index (into the inputs) of the front's knee point.
 
     Front points are scaled to [0, 1] on both axes (params on a log10 scale); the knee
-    is the point farthest from the straight line joining the two extremes of the front.
-    A front of one or two points gives its highest-return point.
+    is the point farthest above the straight line joining the two extremes of the front
+    (more return than the chord gives at its size). A point below the chord is a dip, the
+    worst trade-off of its neighbourhood, never a knee: a front with no point above its
+    chord, or of one or two points, gives its highest-return point.
 
     Raises:
         ValueError: for mismatched lengths or if there are no finite points.
@@ -158,8 +162,8 @@ def knee_index(params: Floats, returns: Floats) -> int:
     x = _unit(_x_axis(p[front], log_params=True))
     y = _unit(r[front])
     dx, dy = x[-1] - x[0], y[-1] - y[0]
-    distance = np.abs(dy * (x - x[0]) - dx * (y - y[0])) / np.hypot(dx, dy)
-    return int(front[np.argmax(distance)])
+    above = (dx * (y - y[0]) - dy * (x - x[0])) / np.hypot(dx, dy)  # signed: > 0 above
+    return int(front[np.argmax(above)] if above.max() > _EPS else front[-1])
 
 
 

@@ -230,6 +230,16 @@ def test_normalized_hypervolume_rejects_bad_box(
         ([7.0], [3.0], 0),  # single point
         ([10.0, 100.0], [1.0, 2.0], 1),  # two points: highest return
         ([10.0, 100.0, 200.0], [1.0, 2.0, 0.5], 1),  # front of two after dominance
+        # a dip below the chord is no knee (LunarLanderContinuous SAC, session 5: the old
+        # |distance| picked 486 parameters at -50.3, the worst trade-off of the front)
+        ([23.0, 486.0, 718.0, 3953.0], [-129.6, -50.3, 154.0, 269.1], 2),
+        # every point below its chord (a concave front): the highest return
+        ([10.0, 100.0, 1000.0], [0.0, 10.0, 100.0], 2),
+        # Breakout seed 0 (session 4): the old rule picked 605 parameters (33% of dense),
+        # 0.196 below the chord; no point is above it (1,529 at 9.8 is 0.002 below), so the
+        # knee is the highest return: 4,460 parameters (3.4%) at 13.6
+        ([312.0, 605.0, 788.0, 1529.0, 3090.0, 3882.0, 4460.0],
+         [4.2, 4.7, 5.9, 9.8, 11.0, 11.9, 13.6], 6),
     ],
 )
 def test_knee_index(params: list[float], returns: list[float], expected: int) -> None:
